@@ -1,0 +1,6 @@
+//! Glue shared by the Meshguard plugins: configuration loading with errors
+//! that name the bad field, Envoy stats, the proxy clock and WASI randomness.
+
+pub mod config;
+pub mod host;
+pub mod stats;

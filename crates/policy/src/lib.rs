@@ -1,0 +1,6 @@
+//! Meshguard's policy decisions as pure functions: no I/O and no proxy-wasm,
+//! so they are unit-tested natively and on wasm32 alike.
+
+pub mod gcra;
+pub mod sampling;
+pub mod trace_context;

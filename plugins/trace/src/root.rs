@@ -1,0 +1,151 @@
+//! The per-worker root context: configuration, stats, and span export on a tick.
+
+use crate::config::TraceConfig;
+use crate::filter::TraceFilter;
+use crate::spans::{otlp_json, SpanBuffer};
+use meshguard_plugin_kit::config;
+use meshguard_plugin_kit::host;
+use meshguard_plugin_kit::stats::Counter;
+use meshguard_policy::sampling::{Sampler, SamplingMode};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{BufferType, ContextType};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+pub struct Stats {
+    pub traces_started: Counter,
+    pub traces_continued: Counter,
+    pub contexts_rejected: Counter,
+    pub tracestate_dropped: Counter,
+    pub spans_exported: Counter,
+    pub spans_dropped: Counter,
+}
+
+impl Stats {
+    fn define() -> Stats {
+        let counter = |name| Counter::define("trace", name);
+        Stats {
+            traces_started: counter("traces_started"),
+            traces_continued: counter("traces_continued"),
+            contexts_rejected: counter("contexts_rejected"),
+            tracestate_dropped: counter("tracestate_dropped"),
+            spans_exported: counter("spans_exported"),
+            spans_dropped: counter("spans_dropped"),
+        }
+    }
+}
+
+/// What every request of this worker reads: fixed at configure time.
+pub struct Runtime {
+    pub config: TraceConfig,
+    pub sampler: Sampler,
+    pub mode: SamplingMode,
+    pub stats: Stats,
+    pub spans: RefCell<SpanBuffer>,
+}
+
+#[derive(Default)]
+pub struct TraceRoot {
+    runtime: Option<Rc<Runtime>>,
+    /// The export call under way: its token and how many spans it carries.
+    in_flight: Option<(u32, usize)>,
+}
+
+impl Context for TraceRoot {
+    fn on_http_call_response(&mut self, token: u32, _: usize, _: usize, _: usize) {
+        let Some((expected, count)) = self.in_flight else {
+            return;
+        };
+        if token != expected {
+            return;
+        }
+        self.in_flight = None;
+        let Some(runtime) = &self.runtime else {
+            return;
+        };
+        let count = count as u64;
+        match host::call_response_status() {
+            Some(status) if (200..300).contains(&status) => runtime.stats.spans_exported.add(count),
+            status => {
+                runtime.stats.spans_dropped.add(count);
+                log::warn!(
+                    "meshguard_trace: span export failed (status {status:?}); {count} spans dropped"
+                );
+            }
+        }
+    }
+}
+
+impl RootContext for TraceRoot {
+    fn on_configure(&mut self, _: usize) -> bool {
+        let raw = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+            .ok()
+            .flatten();
+        let config: TraceConfig = match config::load(raw.as_deref()) {
+            Ok(config) => config,
+            Err(err) => {
+                log::error!("meshguard_trace: {err}");
+                return false;
+            }
+        };
+        let capacity = config.export.as_ref().map_or(0, |e| e.max_buffered);
+        if let Some(export) = &config.export {
+            let _ = hostcalls::set_tick_period(Duration::from_millis(export.interval_ms));
+        }
+        self.runtime = Some(Rc::new(Runtime {
+            sampler: Sampler::new(config.sampling_ratio),
+            mode: config.sampling_mode.into(),
+            stats: Stats::define(),
+            spans: RefCell::new(SpanBuffer::new(capacity)),
+            config,
+        }));
+        true
+    }
+
+    fn on_tick(&mut self) {
+        if self.in_flight.is_some() {
+            return;
+        }
+        let Some(runtime) = &self.runtime else {
+            return;
+        };
+        let Some(export) = &runtime.config.export else {
+            return;
+        };
+        let batch = match runtime.spans.try_borrow_mut() {
+            Ok(mut spans) if !spans.is_empty() => spans.take(export.max_batch),
+            _ => return,
+        };
+        let body = otlp_json(&runtime.config.service_name, &batch);
+        let mut headers: Vec<(&str, &str)> = vec![
+            (":method", "POST"),
+            (":path", &export.path),
+            (":authority", &export.authority),
+            ("content-type", "application/json"),
+        ];
+        headers.extend(export.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let timeout = Duration::from_millis(export.timeout_ms);
+        match hostcalls::dispatch_http_call(&export.cluster, headers, Some(&body), vec![], timeout)
+        {
+            Ok(token) => self.in_flight = Some((token, batch.len())),
+            Err(status) => {
+                runtime.stats.spans_dropped.add(batch.len() as u64);
+                log::warn!(
+                    "meshguard_trace: cannot call cluster {:?} ({status:?}); {} spans dropped",
+                    export.cluster,
+                    batch.len()
+                );
+            }
+        }
+    }
+
+    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(TraceFilter::new(self.runtime.clone())))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}

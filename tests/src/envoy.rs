@@ -1,0 +1,233 @@
+//! A real Envoy rendered from `envoy/envoy.yaml.j2`, the template `scripts/up`
+//! uses too, with the built Meshguard plugins loaded.
+
+use crate::http::{Request, Response};
+use crate::paths;
+use crate::ports::free_port;
+use crate::process::Process;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Plugin {
+    pub name: String,
+    pub path: PathBuf,
+    /// The JSON handed to the plugin; `None` loads it without configuration.
+    pub config: Option<String>,
+}
+
+impl Plugin {
+    /// The built `meshguard_<name>.wasm` with this configuration.
+    pub fn new(name: &str, config: Option<serde_json::Value>) -> Plugin {
+        Plugin {
+            name: name.into(),
+            path: paths::plugin_wasm(name),
+            config: config.map(|c| c.to_string()),
+        }
+    }
+
+    /// A plugin with a raw configuration string, valid JSON or not.
+    pub fn raw(name: &str, config: &str) -> Plugin {
+        Plugin {
+            name: name.into(),
+            path: paths::plugin_wasm(name),
+            config: Some(config.into()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Cluster {
+    pub name: String,
+    pub port: u16,
+    pub http2: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Route {
+    pub prefix: String,
+    pub cluster: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct EnvoySpec {
+    pub listener_port: u16,
+    pub admin_port: u16,
+    pub plugins: Vec<Plugin>,
+    pub clusters: Vec<Cluster>,
+    pub routes: Vec<Route>,
+    pub envoy_tracing_cluster: Option<String>,
+    #[serde(skip)]
+    pub concurrency: u32,
+}
+
+impl EnvoySpec {
+    /// Free ports, one worker, no plugins.
+    pub fn new() -> EnvoySpec {
+        EnvoySpec {
+            listener_port: free_port(),
+            admin_port: free_port(),
+            concurrency: 1,
+            ..EnvoySpec::default()
+        }
+    }
+
+    pub fn plugin(mut self, plugin: Plugin) -> EnvoySpec {
+        self.plugins.push(plugin);
+        self
+    }
+
+    pub fn cluster(mut self, name: &str, port: u16) -> EnvoySpec {
+        self.clusters.push(Cluster {
+            name: name.into(),
+            port,
+            http2: false,
+        });
+        self
+    }
+
+    pub fn route(mut self, prefix: &str, cluster: &str) -> EnvoySpec {
+        self.routes.push(Route {
+            prefix: prefix.into(),
+            cluster: cluster.into(),
+        });
+        self
+    }
+
+    /// Turns on Envoy's own OpenTelemetry tracer, exporting to `cluster`.
+    pub fn envoy_tracing(mut self, cluster: &str) -> EnvoySpec {
+        self.envoy_tracing_cluster = Some(cluster.into());
+        self
+    }
+
+    pub fn render(&self) -> String {
+        let template = std::fs::read_to_string(paths::envoy_template())
+            .unwrap_or_else(|e| panic!("read {}: {e}", paths::envoy_template().display()));
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.add_template("envoy", &template)
+            .unwrap_or_else(|e| panic!("envoy template: {e}"));
+        env.get_template("envoy")
+            .and_then(|t| t.render(self))
+            .unwrap_or_else(|e| panic!("render envoy template: {e:#}"))
+    }
+
+    /// Writes the rendered config to `dir/envoy.yaml`.
+    pub fn write(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("envoy.yaml");
+        std::fs::write(&path, self.render()).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        path
+    }
+}
+
+pub struct Envoy {
+    pub port: u16,
+    pub admin_port: u16,
+    process: Process,
+    _dir: tempfile::TempDir,
+}
+
+/// Envoy exited before it became ready: its status and log.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: Option<std::process::ExitStatus>,
+    pub log: String,
+}
+
+impl Envoy {
+    /// Starts Envoy and waits until the admin endpoint says it is ready.
+    pub fn start(spec: EnvoySpec) -> Envoy {
+        match Envoy::try_start(spec) {
+            Ok(envoy) => envoy,
+            Err(refused) => panic!("envoy did not start ({:?}):\n{}", refused.status, refused.log),
+        }
+    }
+
+    /// Starts Envoy; `Err` if it exits or is not ready in time.
+    pub fn try_start(spec: EnvoySpec) -> Result<Envoy, Refused> {
+        let dir = tempfile::tempdir().expect("temp dir for envoy");
+        let config = spec.write(dir.path());
+        let mut command = Command::new(paths::envoy_binary());
+        command
+            .arg("-c")
+            .arg(&config)
+            .args(["--concurrency", &spec.concurrency.max(1).to_string()])
+            .args(["--disable-hot-restart", "--log-level", "info"])
+            .args(["--component-log-level", "wasm:debug"]);
+        let mut process = Process::spawn("envoy", command, dir.path());
+        let admin_port = spec.admin_port;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = process.exited() {
+                return Err(Refused {
+                    status: Some(status),
+                    log: process.log(),
+                });
+            }
+            if admin_get(admin_port, "/ready").is_some_and(|r| r.status == 200) {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                let log = process.log();
+                process.stop();
+                return Err(Refused { status: None, log });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Envoy {
+            port: spec.listener_port,
+            admin_port,
+            process,
+            _dir: dir,
+        })
+    }
+
+    pub fn send(&self, request: &Request) -> Response {
+        request
+            .send(self.port)
+            .unwrap_or_else(|e| panic!("request to envoy failed: {e}\nenvoy log:\n{}", self.log()))
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.send(&Request::get(path))
+    }
+
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
+    /// Envoy's counters and gauges by name (`/stats`).
+    pub fn stats(&self) -> BTreeMap<String, u64> {
+        let Some(response) = admin_get(self.admin_port, "/stats") else {
+            return BTreeMap::new();
+        };
+        response
+            .text()
+            .lines()
+            .filter_map(|line| {
+                let (name, value) = line.split_once(": ")?;
+                Some((name.to_string(), value.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// A Meshguard plugin stat, e.g. `trace.traces_started` for
+    /// `wasmcustom.meshguard.trace.traces_started`.
+    pub fn plugin_stat(&self, name: &str) -> u64 {
+        self.stats()
+            .get(&format!("wasmcustom.meshguard.{name}"))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+}
+
+fn admin_get(port: u16, path: &str) -> Option<Response> {
+    Request::get(path).send(port).ok()
+}

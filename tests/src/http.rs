@@ -93,23 +93,53 @@ impl Response {
     }
 }
 
-/// Writes `request` as is and reads the response until the server closes.
+/// Writes `request` as is and reads one response. It stops at the end of
+/// the message rather than waiting for the close, which Envoy delays.
 pub fn send_raw(port: u16, request: &[u8]) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(15)))?;
     stream.write_all(request)?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    parse_response(&raw)
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(response) = complete_response(&raw)? {
+            return Ok(response);
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return complete_response(&raw)?.map_or_else(
+                || parse_response(&raw, true).map(|(r, _)| r),
+                Ok,
+            );
+        }
+        raw.extend_from_slice(&chunk[..n]);
+    }
 }
 
-fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
+/// The response if `raw` holds all of it.
+fn complete_response(raw: &[u8]) -> std::io::Result<Option<Response>> {
+    match parse_response(raw, false) {
+        Ok((response, true)) => Ok(Some(response)),
+        Ok((_, false)) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Parses a response; the flag says whether the body is complete. With
+/// `at_eof`, whatever arrived is the body.
+fn parse_response(raw: &[u8], at_eof: bool) -> std::io::Result<(Response, bool)> {
     let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
     let mut headers = [httparse::EMPTY_HEADER; 128];
     let mut parsed = httparse::Response::new(&mut headers);
     let head_len = match parsed.parse(raw) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Err(invalid(format!("truncated response: {raw:?}"))),
+        Ok(httparse::Status::Partial) if at_eof => {
+            return Err(invalid(format!("truncated response: {raw:?}")))
+        }
+        Ok(httparse::Status::Partial) => {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
+        }
         Err(e) => return Err(invalid(format!("{e}: {:?}", String::from_utf8_lossy(raw)))),
     };
     let status = parsed.code.unwrap_or(0);
@@ -119,26 +149,39 @@ fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
         .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
         .collect();
     let rest = &raw[head_len..];
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_vec() };
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
+    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let content_length = header("content-length").and_then(|v| v.trim().parse::<usize>().ok());
+    let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let (body, complete) = if chunked {
+        dechunk(rest)
+    } else if let Some(len) = content_length {
+        (rest[..len.min(rest.len())].to_vec(), rest.len() >= len)
+    } else {
+        (rest.to_vec(), at_eof || status == 204 || status == 304)
+    };
+    Ok((
+        Response {
+            status,
+            headers,
+            body,
+        },
+        complete,
+    ))
 }
 
-fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+/// The body of a chunked message, and whether its last chunk arrived.
+fn dechunk(mut rest: &[u8]) -> (Vec<u8>, bool) {
     let mut body = Vec::new();
     while let Ok(httparse::Status::Complete((used, size))) = httparse::parse_chunk_size(rest) {
         let size = size as usize;
-        if size == 0 || rest.len() < used + size {
+        if size == 0 {
+            return (body, true);
+        }
+        if rest.len() < used + size + 2 {
             break;
         }
         body.extend_from_slice(&rest[used..used + size]);
-        rest = &rest[(used + size + 2).min(rest.len())..];
+        rest = &rest[used + size + 2..];
     }
-    body
+    (body, false)
 }

@@ -10,6 +10,7 @@ pub mod paths;
 pub mod ports;
 pub mod process;
 pub mod redis;
+pub mod state;
 pub mod upstream;
 pub mod wasm_imports;
 

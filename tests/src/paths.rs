@@ -48,12 +48,14 @@ pub fn built_plugins() -> Vec<PathBuf> {
     found
 }
 
-/// A binary of this workspace built for the host (`cargo build --release`).
+/// A binary of this workspace built for the host: from `target/debug`
+/// (`scripts/build`), or the profile named by `MESHGUARD_PROFILE`.
 pub fn service_binary(name: &str) -> PathBuf {
-    let path = target_dir().join("release").join(name);
+    let profile = std::env::var("MESHGUARD_PROFILE").unwrap_or_else(|_| "debug".into());
+    let path = target_dir().join(profile).join(name);
     assert!(
         path.exists(),
-        "{} is missing: build it with `cargo build --release --bin {name}` (scripts/test does)",
+        "{} is missing: build it with scripts/build (scripts/test does)",
         path.display()
     );
     path

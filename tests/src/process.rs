@@ -90,7 +90,7 @@ impl Process {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        if self.wait_exit(Duration::from_secs(5)).is_none() {
+        if self.wait_exit(Duration::from_secs(3)).is_none() {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
@@ -104,7 +104,6 @@ impl Drop for Process {
             eprintln!("{}", self.log());
             eprintln!("----- end of {} -----", self.name);
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }

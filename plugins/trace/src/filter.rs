@@ -136,7 +136,7 @@ impl HttpContext for TraceFilter {
             method: open.method,
             path: open.path,
             status: host::int_property(vec!["response", "code"]),
-            upstream_cluster: host::property(vec!["cluster_name"])
+            upstream_cluster: host::property(vec!["xds", "cluster_name"])
                 .and_then(|c| String::from_utf8(c).ok()),
         };
         let kept = runtime

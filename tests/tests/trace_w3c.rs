@@ -1,0 +1,266 @@
+//! The W3C Trace Context edge cases, through a real Envoy with
+//! meshguard_trace.wasm in front of an upstream that echoes what it received.
+
+use meshguard_harness::upstream::{Recorded, RecordingServer};
+use meshguard_harness::{Envoy, EnvoySpec, Plugin, Request};
+use serde_json::json;
+
+const VALID: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+
+struct Mesh {
+    echo: RecordingServer,
+    envoy: Envoy,
+}
+
+fn mesh(config: serde_json::Value) -> Mesh {
+    let echo = RecordingServer::echo();
+    let envoy = Envoy::start(
+        EnvoySpec::new()
+            .plugin(Plugin::new("trace", Some(config)))
+            .cluster("echo", echo.port)
+            .route("/echo", "echo"),
+    );
+    Mesh { echo, envoy }
+}
+
+impl Mesh {
+    /// Sends the request and returns what the upstream received.
+    fn upstream_saw(&self, request: Request) -> Recorded {
+        let before = self.echo.requests().len();
+        let response = self.envoy.send(&request);
+        assert_eq!(response.status, 200, "{}", response.text());
+        let seen = self.echo.requests();
+        assert_eq!(seen.len(), before + 1, "the upstream saw the request");
+        seen.last().cloned().unwrap_or_else(|| unreachable!())
+    }
+}
+
+/// The single traceparent the upstream got, split into its fields.
+fn forwarded(seen: &Recorded) -> [String; 4] {
+    let values = seen.headers_named("traceparent");
+    assert_eq!(values.len(), 1, "exactly one traceparent: {values:?}");
+    let fields: Vec<String> = values[0].split('-').map(String::from).collect();
+    assert_eq!(fields.len(), 4, "{values:?}");
+    assert_eq!(fields[0], "00", "always propagated as version 00");
+    assert!(fields[1].len() == 32 && fields[1] != "0".repeat(32));
+    assert!(fields[2].len() == 16 && fields[2] != "0".repeat(16));
+    [fields[0].clone(), fields[1].clone(), fields[2].clone(), fields[3].clone()]
+}
+
+fn tracestate(seen: &Recorded) -> Option<String> {
+    let values = seen.headers_named("tracestate");
+    assert!(values.len() <= 1, "one tracestate at most: {values:?}");
+    values.first().map(|v| v.to_string())
+}
+
+#[derive(Debug)]
+enum Expect {
+    /// The incoming trace continues with this sampled flag.
+    Continued { sampled: bool },
+    /// A new trace starts (random trace-id, Level-2 random flag).
+    Restarted,
+}
+
+#[test]
+fn traceparent_edge_cases() {
+    let mesh = mesh(json!({"sampling_ratio": 0.0}));
+    let upper = VALID.to_uppercase().replacen("0X", "0x", 0);
+    let cases: Vec<(&str, Vec<&[u8]>, Expect)> = vec![
+        ("valid", vec![VALID.as_bytes()], Expect::Continued { sampled: true }),
+        (
+            "valid, not sampled",
+            vec![b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"],
+            Expect::Continued { sampled: false },
+        ),
+        ("uppercase", vec![upper.as_bytes()], Expect::Restarted),
+        (
+            "all-zero trace-id",
+            vec![b"00-00000000000000000000000000000000-b7ad6b7169203331-01"],
+            Expect::Restarted,
+        ),
+        (
+            "all-zero parent-id",
+            vec![b"00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01"],
+            Expect::Restarted,
+        ),
+        (
+            "version ff",
+            vec![b"ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"],
+            Expect::Restarted,
+        ),
+        (
+            "version 00 with trailing data",
+            vec![b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra"],
+            Expect::Restarted,
+        ),
+        (
+            "higher version with more fields",
+            vec![b"cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-what-the-future-holds"],
+            Expect::Continued { sampled: true },
+        ),
+        (
+            "higher version, flags glued to data",
+            vec![b"cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01what"],
+            Expect::Restarted,
+        ),
+        (
+            "higher version too short",
+            vec![b"cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1"],
+            Expect::Restarted,
+        ),
+        (
+            "optional whitespace",
+            vec![b" \t00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\t "],
+            Expect::Continued { sampled: true },
+        ),
+        ("duplicated header", vec![VALID.as_bytes(), VALID.as_bytes()], Expect::Restarted),
+        ("empty", vec![b""], Expect::Restarted),
+        ("garbage", vec![b"hello"], Expect::Restarted),
+        (
+            "non-ASCII bytes",
+            vec![b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b71692033\xc3\xa9-01"],
+            Expect::Restarted,
+        ),
+        (
+            "wrong delimiter",
+            vec![b"00_0af7651916cd43dd8448eb211c80319c_b7ad6b7169203331_01"],
+            Expect::Restarted,
+        ),
+        (
+            "short trace-id",
+            vec![b"00-0af7651916cd43dd8448eb211c80319-b7ad6b7169203331-01"],
+            Expect::Restarted,
+        ),
+        ("missing", vec![], Expect::Restarted),
+    ];
+    for (name, values, expect) in cases {
+        let mut request = Request::get("/echo");
+        for value in &values {
+            request = request.header_bytes("traceparent", value);
+        }
+        let seen = mesh.upstream_saw(request);
+        let [_, trace_id, parent_id, flags] = forwarded(&seen);
+        assert_ne!(parent_id, "b7ad6b7169203331", "{name}: this hop's own parent-id");
+        match expect {
+            Expect::Continued { sampled } => {
+                assert_eq!(trace_id, TRACE_ID, "{name}: trace-id kept");
+                let flags = u8::from_str_radix(&flags, 16).unwrap();
+                assert_eq!(flags & 1 == 1, sampled, "{name}: sampled flag");
+            }
+            Expect::Restarted => {
+                assert_ne!(trace_id, TRACE_ID, "{name}: new trace");
+                // sampling_ratio 0: a new trace is not sampled; Level 2 random flag set
+                assert_eq!(flags, "02", "{name}: flags of a new trace");
+            }
+        }
+    }
+    let stats = mesh.envoy.stats();
+    assert!(stats["wasmcustom.meshguard.trace.contexts_rejected"] >= 13);
+    assert_eq!(stats["wasmcustom.meshguard.trace.traces_continued"], 4);
+}
+
+#[test]
+fn tracestate_edge_cases() {
+    let mesh = mesh(json!({}));
+    let members = |n: usize| (0..n).map(|i| format!("k{i}=v{i}")).collect::<Vec<_>>().join(",");
+    let thirty_two = members(32);
+    let thirty_three = members(33);
+    let cases: Vec<(&str, Vec<&str>, Option<&str>)> = vec![
+        ("kept as is", vec!["rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"], Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")),
+        ("two headers are combined", vec!["rojo=1", "congo=2"], Some("rojo=1,congo=2")),
+        ("ows and empty members", vec!["rojo=1 , ,\tcongo=2"], Some("rojo=1,congo=2")),
+        ("multi-tenant key", vec!["fw529a3039@dt=1"], Some("fw529a3039@dt=1")),
+        ("32 members kept", vec![thirty_two.as_str()], Some(thirty_two.as_str())),
+        ("33 members dropped", vec![thirty_three.as_str()], None),
+        ("duplicated key dropped", vec!["rojo=1,rojo=2"], None),
+        ("duplicated key across headers", vec!["rojo=1", "rojo=2"], None),
+        ("uppercase key dropped", vec!["Rojo=1"], None),
+        ("member without value dropped", vec!["rojo"], None),
+        ("value with = dropped", vec!["rojo=a=b"], None),
+    ];
+    for (name, values, expected) in cases {
+        let mut request = Request::get("/echo").header("traceparent", VALID);
+        for value in &values {
+            request = request.header("tracestate", value);
+        }
+        let seen = mesh.upstream_saw(request);
+        let [_, trace_id, ..] = forwarded(&seen);
+        assert_eq!(trace_id, TRACE_ID, "{name}: an invalid tracestate does not restart the trace");
+        assert_eq!(tracestate(&seen).as_deref(), expected, "{name}");
+    }
+
+    let seen = mesh.upstream_saw(Request::get("/echo").header("tracestate", "rojo=1"));
+    assert_eq!(tracestate(&seen), None, "tracestate without traceparent is discarded");
+    let seen = mesh.upstream_saw(
+        Request::get("/echo").header("traceparent", "garbage").header("tracestate", "rojo=1"),
+    );
+    assert_eq!(tracestate(&seen), None, "tracestate of a rejected traceparent is discarded");
+}
+
+#[test]
+fn own_tracestate_member_goes_first_and_long_members_go_first_when_truncating() {
+    let mesh = mesh(json!({"tracestate_key": "meshguard"}));
+    let seen = mesh.upstream_saw(
+        Request::get("/echo")
+            .header("traceparent", VALID)
+            .header("tracestate", "rojo=1,meshguard=old,congo=2"),
+    );
+    let [_, _, parent_id, _] = forwarded(&seen);
+    assert_eq!(
+        tracestate(&seen).unwrap(),
+        format!("meshguard={parent_id},rojo=1,congo=2")
+    );
+
+    let thirty_two = (0..32).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join(",");
+    let seen = mesh.upstream_saw(
+        Request::get("/echo").header("traceparent", VALID).header("tracestate", &thirty_two),
+    );
+    let state = tracestate(&seen).unwrap();
+    let keys: Vec<&str> = state.split(',').map(|m| m.split('=').next().unwrap()).collect();
+    assert_eq!(keys.len(), 32, "never more than 32 members");
+    assert_eq!(keys[0], "meshguard");
+    assert!(!keys.contains(&"k31"), "the right-most member made room");
+
+    let long = "l".repeat(250);
+    let short = "s".repeat(120);
+    let state_in = format!("big={long},a={short},b={short},c={short}");
+    let seen = mesh.upstream_saw(
+        Request::get("/echo").header("traceparent", VALID).header("tracestate", &state_in),
+    );
+    let state = tracestate(&seen).unwrap();
+    assert!(!state.contains("big="), "the long member is dropped first: {state}");
+    assert!(state.ends_with(&format!("a={short},b={short},c={short}")));
+
+    let seen = mesh.upstream_saw(Request::get("/echo"));
+    let [_, _, parent_id, _] = forwarded(&seen);
+    assert_eq!(tracestate(&seen).unwrap(), format!("meshguard={parent_id}"));
+}
+
+#[test]
+fn parent_based_and_always_ratio_sampling() {
+    let unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+    let parent_based = mesh(json!({"sampling_ratio": 1.0, "sampling_mode": "parent_based"}));
+    let seen = parent_based.upstream_saw(Request::get("/echo").header("traceparent", unsampled));
+    assert_eq!(forwarded(&seen)[3], "00", "parent-based honours the caller's decision");
+    let seen = parent_based.upstream_saw(Request::get("/echo"));
+    assert_eq!(forwarded(&seen)[3], "03", "new traces are sampled at ratio 1");
+
+    let always = mesh(json!({"sampling_ratio": 1.0, "sampling_mode": "always_ratio"}));
+    let seen = always.upstream_saw(Request::get("/echo").header("traceparent", unsampled));
+    assert_eq!(forwarded(&seen)[3], "01", "always-ratio decides itself");
+}
+
+#[test]
+fn traceresponse_and_request_id() {
+    let mesh = mesh(json!({"trace_response": true}));
+    let response = mesh.envoy.send(&Request::get("/echo").header("traceparent", VALID));
+    let traceresponse = response.header("traceresponse").expect("traceresponse header");
+    let seen = mesh.echo.requests();
+    let upstream_tp = seen.last().unwrap().headers_named("traceparent")[0].to_string();
+    assert_eq!(traceresponse, upstream_tp, "traceresponse names this hop's span");
+    assert!(!seen.last().unwrap().headers_named("x-request-id").is_empty());
+
+    let response = mesh.envoy.get("/healthz");
+    assert!(response.header("traceresponse").is_some(), "local replies carry it too");
+}

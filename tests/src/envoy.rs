@@ -118,7 +118,8 @@ impl EnvoySpec {
     /// Writes the rendered config to `dir/envoy.yaml`.
     pub fn write(&self, dir: &Path) -> PathBuf {
         let path = dir.join("envoy.yaml");
-        std::fs::write(&path, self.render()).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        std::fs::write(&path, self.render())
+            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         path
     }
 }
@@ -127,7 +128,7 @@ pub struct Envoy {
     pub port: u16,
     pub admin_port: u16,
     process: Process,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// Envoy exited before it became ready: its status and log.
@@ -142,14 +143,25 @@ impl Envoy {
     pub fn start(spec: EnvoySpec) -> Envoy {
         match Envoy::try_start(spec) {
             Ok(envoy) => envoy,
-            Err(refused) => panic!("envoy did not start ({:?}):\n{}", refused.status, refused.log),
+            Err(refused) => panic!(
+                "envoy did not start ({:?}):\n{}",
+                refused.status, refused.log
+            ),
         }
     }
 
-    /// Starts Envoy; `Err` if it exits or is not ready in time.
+    /// Starts Envoy in a temp dir; `Err` if it exits or is not ready in time.
     pub fn try_start(spec: EnvoySpec) -> Result<Envoy, Refused> {
         let dir = tempfile::tempdir().expect("temp dir for envoy");
-        let config = spec.write(dir.path());
+        let path = dir.path().to_path_buf();
+        let mut envoy = Envoy::try_start_in(spec, &path)?;
+        envoy._dir = Some(dir);
+        Ok(envoy)
+    }
+
+    /// Starts Envoy with its config and log in `dir`.
+    pub fn try_start_in(spec: EnvoySpec, dir: &Path) -> Result<Envoy, Refused> {
+        let config = spec.write(dir);
         let mut command = Command::new(paths::envoy_binary());
         command
             .arg("-c")
@@ -157,7 +169,7 @@ impl Envoy {
             .args(["--concurrency", &spec.concurrency.max(1).to_string()])
             .args(["--disable-hot-restart", "--log-level", "info"])
             .args(["--component-log-level", "wasm:debug"]);
-        let mut process = Process::spawn("envoy", command, dir.path());
+        let mut process = Process::spawn("envoy", command, dir);
         let admin_port = spec.admin_port;
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
@@ -181,7 +193,7 @@ impl Envoy {
             port: spec.listener_port,
             admin_port,
             process,
-            _dir: dir,
+            _dir: None,
         })
     }
 
@@ -225,6 +237,10 @@ impl Envoy {
 
     pub fn pid(&self) -> u32 {
         self.process.pid()
+    }
+
+    pub fn process(&mut self) -> &mut Process {
+        &mut self.process
     }
 }
 

@@ -41,8 +41,11 @@ impl Request {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = format!("{} {} HTTP/1.1\r\nhost: meshguard.test\r\n", self.method, self.path)
-            .into_bytes();
+        let mut out = format!(
+            "{} {} HTTP/1.1\r\nhost: meshguard.test\r\n",
+            self.method, self.path
+        )
+        .into_bytes();
         for (name, value) in &self.headers {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
@@ -107,10 +110,8 @@ pub fn send_raw(port: u16, request: &[u8]) -> std::io::Result<Response> {
         }
         let n = stream.read(&mut chunk)?;
         if n == 0 {
-            return complete_response(&raw)?.map_or_else(
-                || parse_response(&raw, true).map(|(r, _)| r),
-                Ok,
-            );
+            return complete_response(&raw)?
+                .map_or_else(|| parse_response(&raw, true).map(|(r, _)| r), Ok);
         }
         raw.extend_from_slice(&chunk[..n]);
     }
@@ -146,10 +147,20 @@ fn parse_response(raw: &[u8], at_eof: bool) -> std::io::Result<(Response, bool)>
     let headers: Vec<(String, String)> = parsed
         .headers
         .iter()
-        .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+        .map(|h| {
+            (
+                h.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
         .collect();
     let rest = &raw[head_len..];
-    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
     let content_length = header("content-length").and_then(|v| v.trim().parse::<usize>().ok());
     let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
     let (body, complete) = if chunked {

@@ -76,7 +76,11 @@ impl Process {
                 );
             }
             if Instant::now() > deadline {
-                panic!("{} not {what} after {limit:?}; its log:\n{}", self.name, self.log());
+                panic!(
+                    "{} not {what} after {limit:?}; its log:\n{}",
+                    self.name,
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -46,9 +46,7 @@ impl Redis {
             "no",
         ]);
         let mut process = Process::spawn("redis", command, data_dir);
-        process.wait_until(Duration::from_secs(10), "answering PING", || {
-            ping(port)
-        });
+        process.wait_until(Duration::from_secs(10), "answering PING", || ping(port));
         Redis {
             port,
             data_dir: data_dir.to_path_buf(),

@@ -51,7 +51,12 @@ impl RecordingServer {
                     headers: request
                         .headers()
                         .iter()
-                        .map(|h| (h.field.to_string().to_ascii_lowercase(), h.value.to_string()))
+                        .map(|h| {
+                            (
+                                h.field.to_string().to_ascii_lowercase(),
+                                h.value.to_string(),
+                            )
+                        })
                         .collect(),
                     body,
                 };

@@ -19,7 +19,9 @@ fn trace_ids(n: usize, seed: u64) -> Vec<String> {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     };
-    (0..n).map(|_| format!("{:016x}{:016x}", next(), next())).collect()
+    (0..n)
+        .map(|_| format!("{:016x}{:016x}", next(), next()))
+        .collect()
 }
 
 fn sampled_flag(envoy: &Envoy, trace_id: &str) -> bool {
@@ -34,7 +36,8 @@ fn sampled_flag(envoy: &Envoy, trace_id: &str) -> bool {
 #[test]
 fn sampling_is_consistent_across_hops_for_ten_thousand_trace_ids() {
     let ratio = 0.3;
-    let config = json!({"sampling_ratio": ratio, "sampling_mode": "always_ratio", "trace_response": true});
+    let config =
+        json!({"sampling_ratio": ratio, "sampling_mode": "always_ratio", "trace_response": true});
     let hop_a = Envoy::start(EnvoySpec::new().plugin(Plugin::new("trace", Some(config.clone()))));
     let hop_b = Envoy::start(EnvoySpec::new().plugin(Plugin::new("trace", Some(config))));
     let ids = trace_ids(10_000, 7);
@@ -51,7 +54,8 @@ fn sampling_is_consistent_across_hops_for_ten_thousand_trace_ids() {
                     for id in chunk.iter() {
                         let (at_a, at_b) = (sampled_flag(a, id), sampled_flag(b, id));
                         assert_eq!(at_a, at_b, "both hops agree on {id}");
-                        let parsed = TraceParent::parse(&format!("00-{id}-b7ad6b7169203331-00")).unwrap();
+                        let parsed =
+                            TraceParent::parse(&format!("00-{id}-b7ad6b7169203331-00")).unwrap();
                         assert_eq!(at_a, reference.samples(&parsed.trace_id), "{id}");
                         count += usize::from(at_a);
                     }
@@ -62,11 +66,17 @@ fn sampling_is_consistent_across_hops_for_ten_thousand_trace_ids() {
         workers.into_iter().map(|w| w.join().unwrap()).sum()
     });
     let share = sampled as f64 / ids.len() as f64;
-    assert!((share - ratio).abs() <= 0.01, "sampled share {share} vs ratio {ratio}");
+    assert!(
+        (share - ratio).abs() <= 0.01,
+        "sampled share {share} vs ratio {ratio}"
+    );
 }
 
 fn unix_nanos_now() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 fn attr<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
@@ -104,31 +114,63 @@ fn sampled_requests_are_exported_as_otlp_spans() {
     let after = unix_nanos_now();
 
     let spans = collector.wait_for_spans(Duration::from_secs(10), |s| s.len() >= 2);
-    assert_eq!(spans.len(), 2, "the unsampled request has no span: {spans:#?}");
+    assert_eq!(
+        spans.len(),
+        2,
+        "the unsampled request has no span: {spans:#?}"
+    );
     let upstream_tp = echo.requests()[0].headers_named("traceparent")[0].to_string();
     let span = spans
         .iter()
         .find(|s| s["traceId"] == "0af7651916cd43dd8448eb211c80319c")
         .expect("span of the sampled request");
     assert_eq!(span["parentSpanId"], "b7ad6b7169203331");
-    assert_eq!(upstream_tp.split('-').nth(2), span["spanId"].as_str(), "span id = forwarded parent-id");
+    assert_eq!(
+        upstream_tp.split('-').nth(2),
+        span["spanId"].as_str(),
+        "span id = forwarded parent-id"
+    );
     assert_eq!(span["name"], "GET /echo/items");
-    assert_eq!(attr(span, "http.request.method").unwrap()["stringValue"], "GET");
-    assert_eq!(attr(span, "url.path").unwrap()["stringValue"], "/echo/items");
-    assert_eq!(attr(span, "http.response.status_code").unwrap()["intValue"], "200");
-    assert_eq!(attr(span, "envoy.upstream_cluster").unwrap()["stringValue"], "echo");
+    assert_eq!(
+        attr(span, "http.request.method").unwrap()["stringValue"],
+        "GET"
+    );
+    assert_eq!(
+        attr(span, "url.path").unwrap()["stringValue"],
+        "/echo/items"
+    );
+    assert_eq!(
+        attr(span, "http.response.status_code").unwrap()["intValue"],
+        "200"
+    );
+    assert_eq!(
+        attr(span, "envoy.upstream_cluster").unwrap()["stringValue"],
+        "echo"
+    );
     let start: u128 = span["startTimeUnixNano"].as_str().unwrap().parse().unwrap();
     let end: u128 = span["endTimeUnixNano"].as_str().unwrap().parse().unwrap();
-    assert!(before <= start && start <= end && end <= after, "{before} <= {start} <= {end} <= {after}");
+    assert!(
+        before <= start && start <= end && end <= after,
+        "{before} <= {start} <= {end} <= {after}"
+    );
 
-    let local = spans.iter().find(|s| s["name"] == "GET /nowhere").expect("local reply span");
-    assert_eq!(attr(local, "http.response.status_code").unwrap()["intValue"], "404");
+    let local = spans
+        .iter()
+        .find(|s| s["name"] == "GET /nowhere")
+        .expect("local reply span");
+    assert_eq!(
+        attr(local, "http.response.status_code").unwrap()["intValue"],
+        "404"
+    );
     assert_eq!(local["parentSpanId"], "", "a new trace has no parent");
 
     let export = &collector.requests()[0];
     assert_eq!(export.method, "POST");
     assert_eq!(export.path, "/v1/traces");
-    assert_eq!(export.headers_named("content-type"), vec!["application/json"]);
+    assert_eq!(
+        export.headers_named("content-type"),
+        vec!["application/json"]
+    );
     let body: Value = serde_json::from_slice(&export.body).unwrap();
     assert_eq!(
         body["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"],
@@ -193,7 +235,10 @@ fn never_two_traceparents_beside_envoys_own_tracer() {
             .envoy_tracing("otel"),
     );
     let incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-    for request in [Request::get("/echo"), Request::get("/echo").header("traceparent", incoming)] {
+    for request in [
+        Request::get("/echo"),
+        Request::get("/echo").header("traceparent", incoming),
+    ] {
         assert_eq!(envoy.send(&request).status, 200);
         let seen = echo.requests();
         let values = seen.last().unwrap().headers_named("traceparent");
@@ -202,5 +247,8 @@ fn never_two_traceparents_beside_envoys_own_tracer() {
     }
     let seen = echo.requests();
     let continued = seen[1].headers_named("traceparent")[0];
-    assert!(continued.contains("0af7651916cd43dd8448eb211c80319c"), "{continued}");
+    assert!(
+        continued.contains("0af7651916cd43dd8448eb211c80319c"),
+        "{continued}"
+    );
 }

@@ -45,7 +45,12 @@ fn forwarded(seen: &Recorded) -> [String; 4] {
     assert_eq!(fields[0], "00", "always propagated as version 00");
     assert!(fields[1].len() == 32 && fields[1] != "0".repeat(32));
     assert!(fields[2].len() == 16 && fields[2] != "0".repeat(16));
-    [fields[0].clone(), fields[1].clone(), fields[2].clone(), fields[3].clone()]
+    [
+        fields[0].clone(),
+        fields[1].clone(),
+        fields[2].clone(),
+        fields[3].clone(),
+    ]
 }
 
 fn tracestate(seen: &Recorded) -> Option<String> {
@@ -66,7 +71,8 @@ enum Expect {
 fn traceparent_edge_cases() {
     let mesh = mesh(json!({"sampling_ratio": 0.0}));
     let upper = VALID.to_uppercase().replacen("0X", "0x", 0);
-    let cases: Vec<(&str, Vec<&[u8]>, Expect)> = vec![
+    let cases: Vec<(&str, Vec<&[u8]>, Expect)> =
+        vec![
         ("valid", vec![VALID.as_bytes()], Expect::Continued { sampled: true }),
         (
             "valid, not sampled",
@@ -141,7 +147,10 @@ fn traceparent_edge_cases() {
         }
         let seen = mesh.upstream_saw(request);
         let [_, trace_id, parent_id, flags] = forwarded(&seen);
-        assert_ne!(parent_id, "b7ad6b7169203331", "{name}: this hop's own parent-id");
+        assert_ne!(
+            parent_id, "b7ad6b7169203331",
+            "{name}: this hop's own parent-id"
+        );
         match expect {
             Expect::Continued { sampled } => {
                 assert_eq!(trace_id, TRACE_ID, "{name}: trace-id kept");
@@ -163,18 +172,47 @@ fn traceparent_edge_cases() {
 #[test]
 fn tracestate_edge_cases() {
     let mesh = mesh(json!({}));
-    let members = |n: usize| (0..n).map(|i| format!("k{i}=v{i}")).collect::<Vec<_>>().join(",");
+    let members = |n: usize| {
+        (0..n)
+            .map(|i| format!("k{i}=v{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     let thirty_two = members(32);
     let thirty_three = members(33);
     let cases: Vec<(&str, Vec<&str>, Option<&str>)> = vec![
-        ("kept as is", vec!["rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"], Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")),
-        ("two headers are combined", vec!["rojo=1", "congo=2"], Some("rojo=1,congo=2")),
-        ("ows and empty members", vec!["rojo=1 , ,\tcongo=2"], Some("rojo=1,congo=2")),
-        ("multi-tenant key", vec!["fw529a3039@dt=1"], Some("fw529a3039@dt=1")),
-        ("32 members kept", vec![thirty_two.as_str()], Some(thirty_two.as_str())),
+        (
+            "kept as is",
+            vec!["rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"],
+            Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"),
+        ),
+        (
+            "two headers are combined",
+            vec!["rojo=1", "congo=2"],
+            Some("rojo=1,congo=2"),
+        ),
+        (
+            "ows and empty members",
+            vec!["rojo=1 , ,\tcongo=2"],
+            Some("rojo=1,congo=2"),
+        ),
+        (
+            "multi-tenant key",
+            vec!["fw529a3039@dt=1"],
+            Some("fw529a3039@dt=1"),
+        ),
+        (
+            "32 members kept",
+            vec![thirty_two.as_str()],
+            Some(thirty_two.as_str()),
+        ),
         ("33 members dropped", vec![thirty_three.as_str()], None),
         ("duplicated key dropped", vec!["rojo=1,rojo=2"], None),
-        ("duplicated key across headers", vec!["rojo=1", "rojo=2"], None),
+        (
+            "duplicated key across headers",
+            vec!["rojo=1", "rojo=2"],
+            None,
+        ),
         ("uppercase key dropped", vec!["Rojo=1"], None),
         ("member without value dropped", vec!["rojo"], None),
         ("value with = dropped", vec!["rojo=a=b"], None),
@@ -186,16 +224,29 @@ fn tracestate_edge_cases() {
         }
         let seen = mesh.upstream_saw(request);
         let [_, trace_id, ..] = forwarded(&seen);
-        assert_eq!(trace_id, TRACE_ID, "{name}: an invalid tracestate does not restart the trace");
+        assert_eq!(
+            trace_id, TRACE_ID,
+            "{name}: an invalid tracestate does not restart the trace"
+        );
         assert_eq!(tracestate(&seen).as_deref(), expected, "{name}");
     }
 
     let seen = mesh.upstream_saw(Request::get("/echo").header("tracestate", "rojo=1"));
-    assert_eq!(tracestate(&seen), None, "tracestate without traceparent is discarded");
-    let seen = mesh.upstream_saw(
-        Request::get("/echo").header("traceparent", "garbage").header("tracestate", "rojo=1"),
+    assert_eq!(
+        tracestate(&seen),
+        None,
+        "tracestate without traceparent is discarded"
     );
-    assert_eq!(tracestate(&seen), None, "tracestate of a rejected traceparent is discarded");
+    let seen = mesh.upstream_saw(
+        Request::get("/echo")
+            .header("traceparent", "garbage")
+            .header("tracestate", "rojo=1"),
+    );
+    assert_eq!(
+        tracestate(&seen),
+        None,
+        "tracestate of a rejected traceparent is discarded"
+    );
 }
 
 #[test]
@@ -212,12 +263,20 @@ fn own_tracestate_member_goes_first_and_long_members_go_first_when_truncating() 
         format!("meshguard={parent_id},rojo=1,congo=2")
     );
 
-    let thirty_two = (0..32).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join(",");
+    let thirty_two = (0..32)
+        .map(|i| format!("k{i}=v"))
+        .collect::<Vec<_>>()
+        .join(",");
     let seen = mesh.upstream_saw(
-        Request::get("/echo").header("traceparent", VALID).header("tracestate", &thirty_two),
+        Request::get("/echo")
+            .header("traceparent", VALID)
+            .header("tracestate", &thirty_two),
     );
     let state = tracestate(&seen).unwrap();
-    let keys: Vec<&str> = state.split(',').map(|m| m.split('=').next().unwrap()).collect();
+    let keys: Vec<&str> = state
+        .split(',')
+        .map(|m| m.split('=').next().unwrap())
+        .collect();
     assert_eq!(keys.len(), 32, "never more than 32 members");
     assert_eq!(keys[0], "meshguard");
     assert!(!keys.contains(&"k31"), "the right-most member made room");
@@ -226,10 +285,15 @@ fn own_tracestate_member_goes_first_and_long_members_go_first_when_truncating() 
     let short = "s".repeat(120);
     let state_in = format!("big={long},a={short},b={short},c={short}");
     let seen = mesh.upstream_saw(
-        Request::get("/echo").header("traceparent", VALID).header("tracestate", &state_in),
+        Request::get("/echo")
+            .header("traceparent", VALID)
+            .header("tracestate", &state_in),
     );
     let state = tracestate(&seen).unwrap();
-    assert!(!state.contains("big="), "the long member is dropped first: {state}");
+    assert!(
+        !state.contains("big="),
+        "the long member is dropped first: {state}"
+    );
     assert!(state.ends_with(&format!("a={short},b={short},c={short}")));
 
     let seen = mesh.upstream_saw(Request::get("/echo"));
@@ -242,9 +306,17 @@ fn parent_based_and_always_ratio_sampling() {
     let unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
     let parent_based = mesh(json!({"sampling_ratio": 1.0, "sampling_mode": "parent_based"}));
     let seen = parent_based.upstream_saw(Request::get("/echo").header("traceparent", unsampled));
-    assert_eq!(forwarded(&seen)[3], "00", "parent-based honours the caller's decision");
+    assert_eq!(
+        forwarded(&seen)[3],
+        "00",
+        "parent-based honours the caller's decision"
+    );
     let seen = parent_based.upstream_saw(Request::get("/echo"));
-    assert_eq!(forwarded(&seen)[3], "03", "new traces are sampled at ratio 1");
+    assert_eq!(
+        forwarded(&seen)[3],
+        "03",
+        "new traces are sampled at ratio 1"
+    );
 
     let always = mesh(json!({"sampling_ratio": 1.0, "sampling_mode": "always_ratio"}));
     let seen = always.upstream_saw(Request::get("/echo").header("traceparent", unsampled));
@@ -254,13 +326,27 @@ fn parent_based_and_always_ratio_sampling() {
 #[test]
 fn traceresponse_and_request_id() {
     let mesh = mesh(json!({"trace_response": true}));
-    let response = mesh.envoy.send(&Request::get("/echo").header("traceparent", VALID));
-    let traceresponse = response.header("traceresponse").expect("traceresponse header");
+    let response = mesh
+        .envoy
+        .send(&Request::get("/echo").header("traceparent", VALID));
+    let traceresponse = response
+        .header("traceresponse")
+        .expect("traceresponse header");
     let seen = mesh.echo.requests();
     let upstream_tp = seen.last().unwrap().headers_named("traceparent")[0].to_string();
-    assert_eq!(traceresponse, upstream_tp, "traceresponse names this hop's span");
-    assert!(!seen.last().unwrap().headers_named("x-request-id").is_empty());
+    assert_eq!(
+        traceresponse, upstream_tp,
+        "traceresponse names this hop's span"
+    );
+    assert!(!seen
+        .last()
+        .unwrap()
+        .headers_named("x-request-id")
+        .is_empty());
 
     let response = mesh.envoy.get("/healthz");
-    assert!(response.header("traceresponse").is_some(), "local replies carry it too");
+    assert!(
+        response.header("traceresponse").is_some(),
+        "local replies carry it too"
+    );
 }

@@ -116,7 +116,10 @@ mod tests {
     #[test]
     fn validation_runs_after_parsing() {
         let err = load::<Sample>(Some(br#"{"ratio": 2}"#)).unwrap_err();
-        assert_eq!(err.to_string(), "invalid configuration: field `ratio`: must be between 0 and 1");
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: field `ratio`: must be between 0 and 1"
+        );
     }
 
     #[test]

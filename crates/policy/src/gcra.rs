@@ -165,6 +165,8 @@ pub fn refund(quota: &Quota, stored_tat: u64, now: u64, tokens: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     const SECOND: u64 = 1_000_000;
     const MINUTE: u64 = 60 * SECOND;
@@ -286,7 +288,12 @@ mod tests {
         for (i, &from) in admitted_at.iter().enumerate() {
             for (j, &to) in admitted_at.iter().enumerate().skip(i) {
                 let allowed = q.burst() + (to - from) / t;
-                assert!((j - i + 1) as u64 <= allowed, "{} in {} ticks", j - i + 1, to - from);
+                assert!(
+                    (j - i + 1) as u64 <= allowed,
+                    "{} in {} ticks",
+                    j - i + 1,
+                    to - from
+                );
             }
         }
         assert_eq!(admitted_at.len() as u64, 10 + 5 * 30 - 1);

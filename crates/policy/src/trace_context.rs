@@ -237,7 +237,11 @@ impl TraceState {
     }
 
     pub fn header_len(&self) -> usize {
-        let members: usize = self.members.iter().map(|(k, v)| k.len() + 1 + v.len()).sum();
+        let members: usize = self
+            .members
+            .iter()
+            .map(|(k, v)| k.len() + 1 + v.len())
+            .sum();
         members + self.members.len().saturating_sub(1)
     }
 
@@ -397,8 +401,7 @@ pub fn propagate(
         None => (None, Origin::Started),
     };
     let trace_id = parent.map_or(TraceId(fresh.trace_id), |p| p.trace_id);
-    let sampled =
-        crate::sampling::decide(&policy.sampler, policy.mode, &trace_id, parent.as_ref());
+    let sampled = crate::sampling::decide(&policy.sampler, policy.mode, &trace_id, parent.as_ref());
     let random = parent.map_or(FLAG_RANDOM, |p| p.flags & FLAG_RANDOM);
     let traceparent = TraceParent {
         trace_id,

@@ -140,7 +140,10 @@ impl Validate for TraceConfig {
 impl ExportConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.cluster.trim().is_empty() {
-            return Err(ConfigError::new("export.cluster", "must name an Envoy cluster"));
+            return Err(ConfigError::new(
+                "export.cluster",
+                "must name an Envoy cluster",
+            ));
         }
         if !self.path.starts_with('/') {
             return Err(ConfigError::new("export.path", "must start with /"));
@@ -152,7 +155,10 @@ impl ExportConfig {
             ));
         }
         if !(1..=60_000).contains(&self.timeout_ms) {
-            return Err(ConfigError::new("export.timeout_ms", "must be from 1 to 60000"));
+            return Err(ConfigError::new(
+                "export.timeout_ms",
+                "must be from 1 to 60000",
+            ));
         }
         if self.max_batch == 0 {
             return Err(ConfigError::new("export.max_batch", "must be at least 1"));
@@ -203,7 +209,10 @@ mod tests {
             (br#"{"sampling_ratio": "x"}"#, "sampling_ratio"),
             (br#"{"sampling_mode": "sometimes"}"#, "sampling_mode"),
             (br#"{"tracestate_key": "Bad"}"#, "tracestate_key"),
-            (br#"{"export": {"cluster": "c", "interval_ms": 0}}"#, "export.interval_ms"),
+            (
+                br#"{"export": {"cluster": "c", "interval_ms": 0}}"#,
+                "export.interval_ms",
+            ),
             (br#"{"export": {}}"#, "export"),
         ];
         for (raw, field) in cases {

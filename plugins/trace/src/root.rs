@@ -70,9 +70,7 @@ impl Context for TraceRoot {
             Some(status) if (200..300).contains(&status) => runtime.stats.spans_exported.add(count),
             status => {
                 runtime.stats.spans_dropped.add(count);
-                log::warn!(
-                    "meshguard_trace: span export failed (status {status:?}); {count} spans dropped"
-                );
+                log::warn!("span export failed (status {status:?}); {count} spans dropped");
             }
         }
     }
@@ -86,7 +84,7 @@ impl RootContext for TraceRoot {
         let config: TraceConfig = match config::load(raw.as_deref()) {
             Ok(config) => config,
             Err(err) => {
-                log::error!("meshguard_trace: {err}");
+                log::error!("{err}");
                 return false;
             }
         };
@@ -133,7 +131,7 @@ impl RootContext for TraceRoot {
             Err(status) => {
                 runtime.stats.spans_dropped.add(batch.len() as u64);
                 log::warn!(
-                    "meshguard_trace: cannot call cluster {:?} ({status:?}); {} spans dropped",
+                    "cannot call cluster {:?} ({status:?}); {} spans dropped",
                     export.cluster,
                     batch.len()
                 );

@@ -1,0 +1,48 @@
+//! Quota leases: a plugin takes a slice of a key's buckets up front and spends
+//! it locally (no round trip per request), then reports what it used so the
+//! unused part goes back.
+
+use crate::ratelimit::BucketResult;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseRequest {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// Tokens wanted; the grant may be smaller (down to 0).
+    pub tokens: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseResponse {
+    pub lease_id: String,
+    pub key: String,
+    pub tier: String,
+    /// Tokens taken from every bucket for this lease.
+    pub granted: u64,
+    /// After this the lease is void and unspent tokens are not refunded.
+    pub expires_in_ms: u64,
+    pub buckets: Vec<BucketResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageReport {
+    pub key: String,
+    /// The tier the lease was taken under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    pub lease_id: String,
+    /// Tokens actually spent out of the grant.
+    pub used: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageResponse {
+    /// Tokens given back to the buckets (0 for an expired or unknown lease).
+    pub refunded: u64,
+    /// Whether the lease was still live.
+    pub settled: bool,
+}

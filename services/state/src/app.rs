@@ -1,0 +1,91 @@
+//! The router: plugin endpoints behind the plugin secret, operator endpoints
+//! behind the admin token, health and metrics open.
+
+use crate::auth::{self, Secrets};
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::limits::Limits;
+use crate::metrics::{self, Metrics};
+use crate::routes;
+use crate::store::Store;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{middleware, Router};
+use meshguard_api::error::codes;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub limits: Arc<Limits>,
+    pub settings: Arc<Settings>,
+    pub secrets: Arc<Secrets>,
+    pub metrics: Metrics,
+}
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let plugin = Router::new()
+        .route("/v1/ratelimit/check", post(routes::ratelimit::check))
+        .route("/v1/ratelimit/lease", post(routes::ratelimit::lease))
+        .route("/v1/ratelimit/usage", post(routes::ratelimit::usage))
+        .route("/v1/revocations/feed", get(routes::revocations::feed))
+        .route("/v1/flags/snapshot", get(routes::flags::snapshot))
+        .route("/v1/sessions/activity", post(routes::sessions::activity))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::plugin));
+    let admin = Router::new()
+        .route(
+            "/v1/revocations/token",
+            post(routes::revocations::revoke_token),
+        )
+        .route(
+            "/v1/revocations/user",
+            post(routes::revocations::revoke_user),
+        )
+        .route("/v1/sessions", post(routes::sessions::register))
+        .route("/v1/sessions/{user}", get(routes::sessions::list))
+        .route(
+            "/v1/sessions/{user}/{session_id}",
+            axum::routing::delete(routes::sessions::end),
+        )
+        .route("/v1/flags", get(routes::flags::list))
+        .route("/v1/flags/import", post(routes::flags::import))
+        .route(
+            "/v1/flags/{key}",
+            put(routes::flags::put_flag)
+                .get(routes::flags::get_flag)
+                .delete(routes::flags::delete_flag),
+        )
+        .route("/v1/audit", get(routes::audit::read))
+        .route("/v1/users/{user}/index", get(routes::audit::user_index))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::admin));
+    let open = Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(routes::health::metrics))
+        .route("/v1/openapi.json", get(routes::health::openapi));
+    Router::new()
+        .merge(plugin)
+        .merge(admin)
+        .merge(open)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        codes::METHOD_NOT_ALLOWED,
+        "method not allowed on this endpoint",
+    )
+}

@@ -1,0 +1,161 @@
+//! `scripts/up`: the whole local mesh on the default ports, in the
+//! foreground, until Ctrl-C or `scripts/down`. It starts the same pieces the
+//! integration tests start, from the same Envoy template.
+
+use meshguard_harness::envoy::{Envoy, EnvoySpec, Plugin};
+use meshguard_harness::paths::{built_plugins, workspace_root};
+use meshguard_harness::redis::Redis;
+use meshguard_harness::state::{StateOptions, StateService};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const LISTENER_PORT: u16 = 10000;
+const ADMIN_PORT: u16 = 9901;
+const STATE_PORT: u16 = 7070;
+const REDIS_PORT: u16 = 6379;
+
+fn main() {
+    let run_dir = workspace_root().join(".run");
+    let pid_file = run_dir.join("up.pid");
+    if let Some(pid) = running_pid(&pid_file) {
+        eprintln!("Meshguard is already running (pid {pid}); `scripts/down` stops it.");
+        std::process::exit(1);
+    }
+    for port in [LISTENER_PORT, ADMIN_PORT, STATE_PORT, REDIS_PORT] {
+        if TcpListener::bind(("127.0.0.1", port)).is_err() {
+            eprintln!(
+                "Port {port} is in use by another program; free it and run scripts/up again."
+            );
+            std::process::exit(1);
+        }
+    }
+    std::fs::create_dir_all(run_dir.join("logs")).expect("create .run/logs");
+    std::fs::write(&pid_file, std::process::id().to_string()).expect("write .run/up.pid");
+    let _pid_guard = RemoveOnDrop(pid_file);
+
+    let (stop_tx, stop_rx) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = stop_tx.send(());
+    })
+    .expect("install Ctrl-C handler");
+
+    let redis = Redis::start_in(&run_dir.join("redis"), REDIS_PORT);
+    let state = StateService::start_with(
+        &redis.url(),
+        StateOptions {
+            port: Some(STATE_PORT),
+            admin_token: Some(secret(&run_dir, "admin-token")),
+            plugin_secret: Some(secret(&run_dir, "plugin-secret")),
+            dir: Some(run_dir.join("logs")),
+            ..StateOptions::default()
+        },
+    );
+
+    let mut spec = EnvoySpec::new();
+    spec.listener_port = LISTENER_PORT;
+    spec.admin_port = ADMIN_PORT;
+    spec.concurrency = 2;
+    spec = spec.cluster("meshguard_state", state.port);
+    for wasm in built_plugins() {
+        let name = plugin_name(&wasm);
+        let config = local_config(&name);
+        spec = spec.plugin(Plugin {
+            name,
+            path: wasm,
+            config,
+        });
+    }
+    let plugin_names: Vec<String> = spec.plugins.iter().map(|p| p.name.clone()).collect();
+    let mut envoy = match Envoy::try_start_in(spec, &run_dir.join("logs")) {
+        Ok(envoy) => envoy,
+        Err(refused) => {
+            eprintln!("Envoy did not start:\n{}", refused.log);
+            std::process::exit(1);
+        }
+    };
+
+    println!(
+        "Meshguard is up (logs in {}):",
+        run_dir.join("logs").display()
+    );
+    println!(
+        "  Envoy listener     http://127.0.0.1:{LISTENER_PORT}   plugins: {}",
+        plugin_names.join(", ")
+    );
+    println!("  Envoy admin        http://127.0.0.1:{ADMIN_PORT}");
+    println!(
+        "  meshguard-state    http://127.0.0.1:{}   admin token in .run/admin-token",
+        state.port
+    );
+    println!("  Redis              redis://127.0.0.1:{REDIS_PORT}   data in .run/redis (AOF)");
+    println!("Try: curl -si localhost:{LISTENER_PORT}/healthz");
+    println!("Ctrl-C or scripts/down stops everything started here.");
+
+    loop {
+        match stop_rx.recv_timeout(Duration::from_millis(500)) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if let Some(status) = envoy.process().exited() {
+            eprintln!("Envoy exited ({status}); its log:\n{}", envoy.log());
+            break;
+        }
+    }
+    println!("Stopping Meshguard…");
+}
+
+fn running_pid(pid_file: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(pid_file)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+}
+
+/// `meshguard_trace.wasm` -> `trace`.
+fn plugin_name(wasm: &Path) -> String {
+    let stem = wasm
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    stem.trim_start_matches("meshguard_").to_string()
+}
+
+/// `envoy/local/<plugin>.json`, the local mesh's plugin configuration.
+fn local_config(name: &str) -> Option<String> {
+    std::fs::read_to_string(
+        workspace_root()
+            .join("envoy/local")
+            .join(format!("{name}.json")),
+    )
+    .ok()
+}
+
+/// A secret kept in `.run/<name>`, made once from the system's randomness.
+fn secret(run_dir: &Path, name: &str) -> String {
+    let path = run_dir.join(name);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        if !existing.trim().is_empty() {
+            return existing.trim().to_string();
+        }
+    }
+    let mut bytes = [0u8; 24];
+    if let Ok(mut urandom) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = urandom.read_exact(&mut bytes);
+    }
+    let value: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&path, &value).expect("write secret");
+    value
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -3,4 +3,5 @@
 
 pub mod config;
 pub mod host;
+pub mod state_client;
 pub mod stats;

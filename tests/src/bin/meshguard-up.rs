@@ -6,6 +6,8 @@ use meshguard_harness::envoy::{Envoy, EnvoySpec, Plugin};
 use meshguard_harness::paths::{built_plugins, workspace_root};
 use meshguard_harness::redis::Redis;
 use meshguard_harness::state::{StateOptions, StateService};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -15,6 +17,8 @@ const LISTENER_PORT: u16 = 10000;
 const ADMIN_PORT: u16 = 9901;
 const STATE_PORT: u16 = 7070;
 const REDIS_PORT: u16 = 6379;
+/// The filter chain's order (ARCHITECTURE.md): identity before limits and flags.
+const CHAIN: [&str; 4] = ["trace", "auth", "ratelimit", "flags"];
 
 fn main() {
     let run_dir = workspace_root().join(".run");
@@ -58,14 +62,23 @@ fn main() {
     spec.admin_port = ADMIN_PORT;
     spec.concurrency = 2;
     spec = spec.cluster("meshguard_state", state.port);
-    for wasm in built_plugins() {
-        let name = plugin_name(&wasm);
-        let config = local_config(&name);
-        spec = spec.plugin(Plugin {
-            name,
-            path: wasm,
-            config,
-        });
+    let dev_key = secret(&run_dir, "dev-jwt-key");
+    let substitutions = [
+        ("${PLUGIN_SECRET}", state.plugin_secret.clone()),
+        ("${DEV_JWT_KEY_B64URL}", URL_SAFE_NO_PAD.encode(dev_key.as_bytes())),
+    ];
+    let mut plugins: Vec<(usize, Plugin)> = built_plugins()
+        .into_iter()
+        .map(|wasm| {
+            let name = plugin_name(&wasm);
+            let rank = CHAIN.iter().position(|c| *c == name).unwrap_or(CHAIN.len());
+            let config = local_config(&name).map(|c| substitute(c, &substitutions));
+            (rank, Plugin { name, path: wasm, config })
+        })
+        .collect();
+    plugins.sort_by_key(|(rank, _)| *rank);
+    for (_, plugin) in plugins {
+        spec = spec.plugin(plugin);
     }
     let plugin_names: Vec<String> = spec.plugins.iter().map(|p| p.name.clone()).collect();
     let mut envoy = match Envoy::try_start_in(spec, &run_dir.join("logs")) {
@@ -90,6 +103,7 @@ fn main() {
         state.port
     );
     println!("  Redis              redis://127.0.0.1:{REDIS_PORT}   data in .run/redis (AOF)");
+    println!("  Dev JWT key (HS256) .run/dev-jwt-key: target/release/meshguard-state token mint --key-file .run/dev-jwt-key --sub alice");
     println!("Try: curl -si localhost:{LISTENER_PORT}/healthz");
     println!("Ctrl-C or scripts/down stops everything started here.");
 
@@ -132,6 +146,14 @@ fn local_config(name: &str) -> Option<String> {
             .join(format!("{name}.json")),
     )
     .ok()
+}
+
+/// Fills `${NAME}` placeholders of a local plugin configuration.
+fn substitute(mut config: String, substitutions: &[(&str, String)]) -> String {
+    for (placeholder, value) in substitutions {
+        config = config.replace(placeholder, value);
+    }
+    config
 }
 
 /// A secret kept in `.run/<name>`, made once from the system's randomness.

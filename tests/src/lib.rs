@@ -4,6 +4,7 @@
 //! log file, and is killed when its handle drops. When a test panics, the logs
 //! of every process it started are printed so the failure explains itself.
 
+pub mod bench;
 pub mod envoy;
 pub mod http;
 pub mod paths;

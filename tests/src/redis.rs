@@ -59,6 +59,10 @@ impl Redis {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     pub fn process(&mut self) -> &mut Process {
         &mut self.process
     }

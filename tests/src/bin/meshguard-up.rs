@@ -2,12 +2,12 @@
 //! foreground, until Ctrl-C or `scripts/down`. It starts the same pieces the
 //! integration tests start, from the same Envoy template.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use meshguard_harness::envoy::{Envoy, EnvoySpec, Plugin};
 use meshguard_harness::paths::{built_plugins, workspace_root};
 use meshguard_harness::redis::Redis;
 use meshguard_harness::state::{StateOptions, StateService};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -65,7 +65,10 @@ fn main() {
     let dev_key = secret(&run_dir, "dev-jwt-key");
     let substitutions = [
         ("${PLUGIN_SECRET}", state.plugin_secret.clone()),
-        ("${DEV_JWT_KEY_B64URL}", URL_SAFE_NO_PAD.encode(dev_key.as_bytes())),
+        (
+            "${DEV_JWT_KEY_B64URL}",
+            URL_SAFE_NO_PAD.encode(dev_key.as_bytes()),
+        ),
     ];
     let mut plugins: Vec<(usize, Plugin)> = built_plugins()
         .into_iter()
@@ -73,7 +76,14 @@ fn main() {
             let name = plugin_name(&wasm);
             let rank = CHAIN.iter().position(|c| *c == name).unwrap_or(CHAIN.len());
             let config = local_config(&name).map(|c| substitute(c, &substitutions));
-            (rank, Plugin { name, path: wasm, config })
+            (
+                rank,
+                Plugin {
+                    name,
+                    path: wasm,
+                    config,
+                },
+            )
         })
         .collect();
     plugins.sort_by_key(|(rank, _)| *rank);

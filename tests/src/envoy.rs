@@ -44,6 +44,64 @@ pub struct Cluster {
     pub name: String,
     pub port: u16,
     pub http2: bool,
+    /// A DNS name (STRICT_DNS cluster) instead of 127.0.0.1, e.g. in docker-compose.
+    pub address: Option<String>,
+}
+
+/// A Python upstream: one cluster with outlier detection, circuit breakers,
+/// health checks and retries, routed at `/api/<name>/...`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Service {
+    pub name: String,
+    pub hosts: Vec<Host>,
+    /// Some host is a DNS name rather than an IP: the cluster resolves them.
+    pub dns: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Host {
+    pub address: String,
+    pub port: u16,
+}
+
+impl Service {
+    pub fn new(name: &str, hosts: Vec<Host>) -> Service {
+        let dns = hosts
+            .iter()
+            .any(|h| h.address.parse::<std::net::IpAddr>().is_err());
+        Service {
+            name: name.into(),
+            hosts,
+            dns,
+        }
+    }
+
+    /// Hosts on 127.0.0.1 at these ports.
+    pub fn loopback(name: &str, ports: &[u16]) -> Service {
+        let hosts = ports
+            .iter()
+            .map(|&port| Host {
+                address: "127.0.0.1".into(),
+                port,
+            })
+            .collect();
+        Service::new(name, hosts)
+    }
+}
+
+/// Overrides of the upstream resilience settings; `None` keeps the template's
+/// justified default. Durations are Envoy duration strings (`"1.5s"`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Resilience {
+    pub outlier_interval: Option<String>,
+    pub base_ejection_time: Option<String>,
+    pub max_ejection_time: Option<String>,
+    pub health_check_interval: Option<String>,
+    pub upstream_idle_timeout: Option<String>,
+    pub per_try_timeout: Option<String>,
+    pub max_connections: Option<u32>,
+    pub max_pending_requests: Option<u32>,
+    pub max_requests: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -60,6 +118,10 @@ pub struct EnvoySpec {
     pub clusters: Vec<Cluster>,
     pub routes: Vec<Route>,
     pub envoy_tracing_cluster: Option<String>,
+    /// Address of the listener and admin; `None` is 127.0.0.1.
+    pub listen_address: Option<String>,
+    pub services: Vec<Service>,
+    pub resilience: Resilience,
     #[serde(skip)]
     pub concurrency: u32,
 }
@@ -85,7 +147,30 @@ impl EnvoySpec {
             name: name.into(),
             port,
             http2: false,
+            address: None,
         });
+        self
+    }
+
+    /// A cluster at a DNS name (STRICT_DNS), e.g. `meshguard-state:7070`.
+    pub fn cluster_at(mut self, name: &str, address: &str, port: u16) -> EnvoySpec {
+        self.clusters.push(Cluster {
+            name: name.into(),
+            port,
+            http2: false,
+            address: Some(address.into()),
+        });
+        self
+    }
+
+    /// A Python upstream cluster routed at `/api/<name>/...`.
+    pub fn service(mut self, service: Service) -> EnvoySpec {
+        self.services.push(service);
+        self
+    }
+
+    pub fn resilience(mut self, resilience: Resilience) -> EnvoySpec {
+        self.resilience = resilience;
         self
     }
 

@@ -6,10 +6,12 @@
 
 pub mod bench;
 pub mod envoy;
+pub mod gdpr;
 pub mod http;
 pub mod paths;
 pub mod ports;
 pub mod process;
+pub mod python;
 pub mod redis;
 pub mod state;
 pub mod upstream;

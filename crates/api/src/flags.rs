@@ -34,7 +34,13 @@ pub struct FlagDefinition {
     pub weights: Vec<WeightedVariant>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<TargetingRule>,
+    /// What precedes the subject in the bucketing input (default: the flag
+    /// key, as flagd's `fractional` does). Changing it reshuffles everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
 }
+
+pub const MAX_SALT_LEN: usize = 256;
 
 fn enabled_default() -> bool {
     true
@@ -123,6 +129,9 @@ impl FlagDefinition {
             if !p.is_finite() || !(0.0..=100.0).contains(&p) {
                 return err("percentage", "must be between 0 and 100");
             }
+        }
+        if self.salt.as_ref().is_some_and(|s| s.len() > MAX_SALT_LEN) {
+            return err("salt", format!("at most {MAX_SALT_LEN} bytes"));
         }
         self.validate_weights("weights", &self.weights)?;
         if self.rules.len() > MAX_RULES {
@@ -248,6 +257,7 @@ mod tests {
             ),
             ("variants", json!({})),
             ("key", json!("has space")),
+            ("salt", json!("s".repeat(MAX_SALT_LEN + 1))),
             (
                 "rules",
                 json!([{"attribute": "tier", "op": "in", "values": ["a"]}]),

@@ -41,13 +41,19 @@ impl StateClientConfig {
     pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         let field = |name: &str| format!("{prefix}.{name}");
         if self.cluster.trim().is_empty() {
-            return Err(ConfigError::new(field("cluster"), "must name an Envoy cluster"));
+            return Err(ConfigError::new(
+                field("cluster"),
+                "must name an Envoy cluster",
+            ));
         }
         if self.authority.trim().is_empty() {
             return Err(ConfigError::new(field("authority"), "must not be empty"));
         }
         if !(1..=60_000).contains(&self.timeout_ms) {
-            return Err(ConfigError::new(field("timeout_ms"), "must be from 1 to 60000"));
+            return Err(ConfigError::new(
+                field("timeout_ms"),
+                "must be from 1 to 60000",
+            ));
         }
         if self.failures_before_backoff == 0 {
             return Err(ConfigError::new(
@@ -56,7 +62,10 @@ impl StateClientConfig {
             ));
         }
         if self.backoff_ms > 3_600_000 {
-            return Err(ConfigError::new(field("backoff_ms"), "must be at most 3600000"));
+            return Err(ConfigError::new(
+                field("backoff_ms"),
+                "must be at most 3600000",
+            ));
         }
         Ok(())
     }
@@ -237,7 +246,10 @@ mod tests {
             timeout_ms: 0,
             ..StateClientConfig::default()
         };
-        assert_eq!(config.validate("state").unwrap_err().field, "state.timeout_ms");
+        assert_eq!(
+            config.validate("state").unwrap_err().field,
+            "state.timeout_ms"
+        );
         assert!(StateClientConfig::default().validate("state").is_ok());
     }
 }

@@ -119,6 +119,14 @@ pub fn hey(run: &HeyRun) -> Latency {
         .find(|l| l.trim_start().starts_with("Requests/sec:"))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0.0);
+    let unexpected: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with('['))
+        .filter(|l| !(l.contains("[200]") || l.contains("[429]")))
+        .collect();
+    if !unexpected.is_empty() {
+        eprintln!("bench: {} answered {unexpected:?}", run.url);
+    }
     Latency {
         p50_ms: percentile("50"),
         p99_ms: percentile("99"),
@@ -149,12 +157,12 @@ pub fn redis_benchmark(
     ]);
     let output = cmd.args(command).output().expect("run redis-benchmark");
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.split('\r')
-        .chain(text.lines())
+    // With -q, progress lines end in \r and the result comes last.
+    text.split(['\r', '\n'])
         .filter_map(|l| {
             let (_, rest) = l.rsplit_once(": ")?;
             rest.split_whitespace().next()?.parse::<f64>().ok()
         })
-        .last()
+        .next_back()
         .unwrap_or(0.0)
 }

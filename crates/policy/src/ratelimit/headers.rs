@@ -1,0 +1,152 @@
+//! The IETF `RateLimit-Policy` and `RateLimit` fields
+//! (draft-ietf-httpapi-ratelimit-headers-10, structured-field lists) and
+//! `Retry-After`, rendered from bucket states.
+//!
+//! On an admitted request `RateLimit` lists every bucket with `t` = seconds
+//! until it is full again. On a refused one it lists only the refusing
+//! buckets with `t` = seconds until that bucket admits the request, and
+//! `Retry-After` is the largest of those, so it is never earlier than any `t`.
+
+use super::BucketState;
+
+fn seconds_ceil(ms: u64) -> u64 {
+    ms.div_ceil(1_000)
+}
+
+/// An sf-string: quoted, with `"` and `\` escaped.
+fn sf_string(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('"');
+    for c in name.chars().filter(|c| (' '..='~').contains(c)) {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// `"minute";q=10;w=60, "hour";q=100;w=3600`
+pub fn policy_header(buckets: &[BucketState]) -> String {
+    buckets
+        .iter()
+        .map(|b| {
+            format!(
+                "{};q={};w={}",
+                sf_string(&b.name),
+                b.limit,
+                seconds_ceil(b.window_ms).max(1)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `"minute";r=4;t=36, "hour";r=94;t=216`
+pub fn ratelimit_header(buckets: &[BucketState]) -> String {
+    let refused = buckets.iter().any(|b| !b.allowed);
+    buckets
+        .iter()
+        .filter(|b| !refused || !b.allowed)
+        .map(|b| {
+            let t = if refused && b.retry_after_ms != u64::MAX {
+                b.retry_after_ms
+            } else {
+                b.reset_ms
+            };
+            format!(
+                "{};r={};t={}",
+                sf_string(&b.name),
+                b.remaining,
+                seconds_ceil(t)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whole seconds (at least 1) until a refused request could pass; `None`
+/// when nothing refused it or it never can (its cost exceeds a burst).
+pub fn retry_after_seconds(buckets: &[BucketState]) -> Option<u64> {
+    let mut refusing = buckets.iter().filter(|b| !b.allowed).peekable();
+    refusing.peek()?;
+    let mut longest = 0;
+    for b in refusing {
+        if b.retry_after_ms == u64::MAX {
+            return None;
+        }
+        longest = longest.max(b.retry_after_ms);
+    }
+    Some(seconds_ceil(longest).max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn bucket(
+        name: &str,
+        limit: u64,
+        window_ms: u64,
+        remaining: u64,
+        reset_ms: u64,
+        retry: u64,
+    ) -> BucketState {
+        BucketState {
+            name: name.into(),
+            limit,
+            window_ms,
+            remaining,
+            reset_ms,
+            retry_after_ms: retry,
+            allowed: retry == 0,
+        }
+    }
+
+    #[test]
+    fn admitted_lists_every_bucket() {
+        let b = [
+            bucket("minute", 10, 60_000, 4, 35_001, 0),
+            bucket("hour", 100, 3_600_000, 94, 216_000, 0),
+        ];
+        assert_eq!(
+            policy_header(&b),
+            r#""minute";q=10;w=60, "hour";q=100;w=3600"#
+        );
+        assert_eq!(
+            ratelimit_header(&b),
+            r#""minute";r=4;t=36, "hour";r=94;t=216"#
+        );
+        assert_eq!(retry_after_seconds(&b), None);
+    }
+
+    #[test]
+    fn refused_lists_the_refusing_buckets_and_retry_after_covers_them() {
+        let b = [
+            bucket("minute", 10, 60_000, 0, 60_000, 5_200),
+            bucket("hour", 100, 3_600_000, 90, 360_000, 0),
+            bucket("global", 5, 1_000, 0, 1_000, 200),
+        ];
+        assert_eq!(
+            ratelimit_header(&b),
+            r#""minute";r=0;t=6, "global";r=0;t=1"#
+        );
+        assert_eq!(retry_after_seconds(&b), Some(6));
+    }
+
+    #[test]
+    fn never_admissible_has_no_retry_after() {
+        let b = [bucket("minute", 10, 60_000, 10, 0, u64::MAX)];
+        assert_eq!(retry_after_seconds(&b), None);
+        assert_eq!(ratelimit_header(&b), r#""minute";r=10;t=0"#);
+    }
+
+    #[test]
+    fn names_are_quoted_safely() {
+        let b = [bucket("a\"b\\c\n", 1, 500, 1, 0, 0)];
+        assert_eq!(policy_header(&b), r#""a\"b\\c";q=1;w=1"#);
+    }
+}

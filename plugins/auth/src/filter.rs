@@ -1,0 +1,331 @@
+//! The per-request context: strips incoming `x-auth-*`, lets public routes
+//! through, and otherwise verifies the bearer token (cache, signature,
+//! claims, revocation, scopes) before setting the identity headers.
+
+use crate::activity;
+use crate::cache;
+use crate::config::StaleAction;
+use crate::reply::{self, Refusal};
+use crate::root::{now_ms, Runtime};
+use crate::verify::{self, Reject, Verified};
+use meshguard_plugin_kit::host;
+use meshguard_policy::auth::claims::has_scopes;
+use meshguard_policy::auth::revocation::TokenRef;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+use std::rc::Rc;
+
+pub const IDENTITY_PREFIX: &str = "x-auth-";
+
+pub struct AuthFilter {
+    runtime: Option<Rc<Runtime>>,
+}
+
+impl AuthFilter {
+    pub fn new(runtime: Option<Rc<Runtime>>) -> AuthFilter {
+        AuthFilter { runtime }
+    }
+}
+
+/// Where the token was looked for and what was found.
+#[derive(Debug, PartialEq, Eq)]
+enum Found<'a> {
+    None,
+    Token(&'a str),
+    /// Several or unreadable credentials: never guess which one counts.
+    Ambiguous,
+}
+
+/// The bearer token from `header` (`Bearer <token>`), else from `cookie`.
+fn find_token<'a>(
+    headers: &'a [(String, Vec<u8>)],
+    header: &str,
+    cookie: Option<&str>,
+) -> Found<'a> {
+    let mut found = Found::None;
+    for (_, value) in headers.iter().filter(|(n, _)| n == header) {
+        if found != Found::None {
+            return Found::Ambiguous;
+        }
+        let Ok(text) = std::str::from_utf8(value) else {
+            return Found::Ambiguous;
+        };
+        let text = text.trim();
+        found = match text.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                Found::Token(token.trim_start_matches(' '))
+            }
+            // Another scheme (Basic, ...) is no bearer token.
+            _ => Found::None,
+        };
+    }
+    if found != Found::None {
+        return found;
+    }
+    let Some(cookie) = cookie else {
+        return Found::None;
+    };
+    for (_, value) in headers.iter().filter(|(n, _)| n == "cookie") {
+        let Ok(text) = std::str::from_utf8(value) else {
+            continue;
+        };
+        for pair in text.split(';') {
+            if let Some((name, value)) = pair.trim().split_once('=') {
+                if name == cookie {
+                    if found != Found::None {
+                        return Found::Ambiguous;
+                    }
+                    found = Found::Token(value.trim_matches('"'));
+                }
+            }
+        }
+    }
+    found
+}
+
+fn is_public(routes: &[String], path: &str) -> bool {
+    routes.iter().any(|r| match r.strip_suffix('*') {
+        Some(prefix) => path.starts_with(prefix),
+        None => path == r,
+    })
+}
+
+/// The scopes the longest matching `required_scopes` prefix asks for.
+fn required_scopes<'a>(runtime: &'a Runtime, path: &str) -> &'a [String] {
+    runtime
+        .config
+        .required_scopes
+        .iter()
+        .filter(|r| path.starts_with(&r.prefix))
+        .max_by_key(|r| r.prefix.len())
+        .map_or(&[], |r| r.scopes.as_slice())
+}
+
+impl AuthFilter {
+    fn refuse(&self, runtime: &Runtime, refusal: Refusal<'_>, reason: &str) -> Action {
+        runtime.stats.reject(reason);
+        reply::send(&runtime.config.realm, refusal);
+        Action::Pause
+    }
+
+    /// A cached verification if still in its validity window, else a fresh one.
+    fn verified(&self, runtime: &Runtime, token: &str, now_s: i64) -> Result<Verified, Reject> {
+        let key = cache::key_of(token);
+        if let Ok(cache) = runtime.cache.try_borrow() {
+            if let Some(hit) = cache.get(&key) {
+                runtime.stats.cache_hits.inc();
+                hit.window.check(now_s).map_err(Reject::Claim)?;
+                return Ok(hit.clone());
+            }
+        }
+        runtime.stats.cache_misses.inc();
+        let result = match runtime.keys.try_borrow() {
+            Ok(keys) => verify::verify(token, &keys, &runtime.policy, now_s),
+            Err(_) => Err(Reject::UnknownKid),
+        };
+        match &result {
+            Ok(v) => {
+                if let Ok(mut cache) = runtime.cache.try_borrow_mut() {
+                    cache.insert(key, v.clone());
+                }
+            }
+            Err(Reject::UnknownKid) => runtime.jwks_wanted.set(true),
+            Err(_) => {}
+        }
+        result
+    }
+
+    fn record_activity(&self, runtime: &Runtime, headers: &[(String, Vec<u8>)], v: &Verified) {
+        let (Some(ac), Some(sid)) = (&runtime.config.session_activity, &v.sid) else {
+            return;
+        };
+        let sampled = host::random_bytes::<8>()
+            .map(|b| (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64)
+            .is_some_and(|r| r < ac.sample_ratio);
+        if !sampled {
+            return;
+        }
+        runtime.stats.activity_sampled.inc();
+        let header = |name: &Option<String>| {
+            let name = name.as_deref()?;
+            let (_, value) = headers.iter().find(|(n, _)| n == name)?;
+            std::str::from_utf8(value).ok()
+        };
+        let ip = match header(&ac.client_ip_header) {
+            Some(list) => list.split(',').next().map(|s| s.trim().to_string()),
+            None => host::property(vec!["source", "address"])
+                .and_then(|a| String::from_utf8(a).ok())
+                .map(|a| activity::client_ip(&a)),
+        };
+        let geo = activity::geo(header(&ac.geo_lat_header), header(&ac.geo_lon_header));
+        let kept = runtime
+            .activity
+            .try_borrow_mut()
+            .is_ok_and(|mut buffer| buffer.record(&v.sub, sid, ip, geo));
+        if !kept {
+            runtime.stats.activity_dropped.inc();
+        }
+    }
+}
+
+impl Context for AuthFilter {}
+
+impl HttpContext for AuthFilter {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        let headers = host::request_headers();
+        for (name, _) in &headers {
+            if name.starts_with(IDENTITY_PREFIX) {
+                host::set_request_header(name, None);
+            }
+        }
+        let Some(runtime) = self.runtime.clone() else {
+            return Action::Continue;
+        };
+        let config = &runtime.config;
+        let path = headers
+            .iter()
+            .find(|(n, _)| n == ":path")
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+            .unwrap_or("");
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        if is_public(&config.public_routes, path) {
+            runtime.stats.public.inc();
+            return Action::Continue;
+        }
+
+        let token = match find_token(
+            &headers,
+            &config.token.header,
+            config.token.cookie.as_deref(),
+        ) {
+            Found::None => return self.refuse(&runtime, Refusal::MissingToken, "missing_token"),
+            Found::Ambiguous => {
+                return self.refuse(&runtime, Refusal::InvalidToken("malformed"), "malformed")
+            }
+            Found::Token(token) => token,
+        };
+        if token.len() > config.max_token_bytes {
+            return self.refuse(&runtime, Refusal::InvalidToken("too_large"), "too_large");
+        }
+
+        let now = now_ms();
+        let now_s = i64::try_from(now / 1000).unwrap_or(i64::MAX);
+        if let (Some(rc), Some(feed)) = (&config.revocation, &runtime.feed) {
+            let stale = feed
+                .try_borrow()
+                .map_or(true, |f| f.is_stale(now, rc.max_staleness_ms));
+            let status = match rc.on_stale {
+                StaleAction::Allow => None,
+                StaleAction::Reject401 => Some(401),
+                StaleAction::Reject503 => Some(503),
+            };
+            if let (true, Some(status)) = (stale, status) {
+                return self.refuse(&runtime, Refusal::Stale { status }, "stale_revocations");
+            }
+        }
+
+        let verified = match self.verified(&runtime, token, now_s) {
+            Ok(v) => v,
+            Err(reject) => {
+                let reason = reject.reason();
+                return self.refuse(&runtime, Refusal::InvalidToken(reason), reason);
+            }
+        };
+
+        if let Some(feed) = &runtime.feed {
+            let token_ref = TokenRef {
+                iss: verified.iss.as_deref(),
+                jti: verified.jti.as_deref(),
+                sub: Some(&verified.sub),
+                iat: verified.iat,
+                sid: verified.sid.as_deref(),
+            };
+            let revoked = feed
+                .try_borrow()
+                .ok()
+                .and_then(|f| f.set.check(&token_ref, now_s));
+            if let Some(revoked) = revoked {
+                runtime.stats.revoked_hits.inc();
+                let reason = revoked.reason();
+                return self.refuse(&runtime, Refusal::InvalidToken(reason), reason);
+            }
+        }
+
+        let required = required_scopes(&runtime, path);
+        if !has_scopes(&verified.scopes, required) {
+            return self.refuse(
+                &runtime,
+                Refusal::InsufficientScope(required),
+                "insufficient_scope",
+            );
+        }
+
+        host::set_request_header("x-auth-sub", Some(&verified.sub));
+        if let Some(tier) = &verified.tier {
+            host::set_request_header("x-auth-tier", Some(tier));
+        }
+        if let Some(sid) = &verified.sid {
+            host::set_request_header("x-auth-session", Some(sid));
+        }
+        if !verified.scopes.is_empty() {
+            host::set_request_header("x-auth-scopes", Some(&verified.scopes.join(" ")));
+        }
+        runtime.stats.verified.inc();
+        self.record_activity(&runtime, &headers, &verified);
+        Action::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn bearer_from_header_or_cookie() {
+        let auth = "authorization";
+        assert_eq!(
+            find_token(&h(&[(auth, b"Bearer abc")]), auth, None),
+            Found::Token("abc")
+        );
+        assert_eq!(
+            find_token(&h(&[(auth, b"bearer  abc ")]), auth, None),
+            Found::Token("abc")
+        );
+        assert_eq!(
+            find_token(&h(&[(auth, b"Basic abc")]), auth, None),
+            Found::None
+        );
+        assert_eq!(
+            find_token(&h(&[(auth, b"Bearer a"), (auth, b"Bearer b")]), auth, None),
+            Found::Ambiguous
+        );
+        assert_eq!(
+            find_token(&h(&[(auth, b"Bearer \xff")]), auth, None),
+            Found::Ambiguous
+        );
+        let cookies = h(&[("cookie", b"x=1; session=tok; y=2")]);
+        assert_eq!(
+            find_token(&cookies, auth, Some("session")),
+            Found::Token("tok")
+        );
+        assert_eq!(find_token(&cookies, auth, None), Found::None);
+        let twice = h(&[("cookie", b"session=a; session=b")]);
+        assert_eq!(find_token(&twice, auth, Some("session")), Found::Ambiguous);
+    }
+
+    #[test]
+    fn public_routes_exact_or_prefix() {
+        let routes = vec!["/healthz".to_string(), "/public/*".to_string()];
+        assert!(is_public(&routes, "/healthz"));
+        assert!(!is_public(&routes, "/healthz/x"));
+        assert!(is_public(&routes, "/public/a"));
+        assert!(!is_public(&routes, "/publicx"));
+    }
+}

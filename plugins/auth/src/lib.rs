@@ -1,0 +1,24 @@
+//! `meshguard_auth.wasm`: JWT verification for Envoy with revocation at the
+//! proxy. Verifies bearer tokens (HS*, RS*, PS*, ES256, EdDSA) against keys
+//! from the configuration or a fetched JWKS, checks a local revocation set
+//! kept in sync from meshguard-state's feed, and passes the identity on in
+//! `x-auth-*` headers that only this filter may set.
+
+mod activity;
+mod cache;
+mod config;
+mod filter;
+mod keys;
+mod reply;
+mod root;
+mod stats;
+mod sync;
+mod verify;
+
+use proxy_wasm::traits::RootContext;
+use proxy_wasm::types::LogLevel;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(root::AuthRoot::default()) });
+}}

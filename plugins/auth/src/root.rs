@@ -1,0 +1,338 @@
+//! The per-worker root context: configuration, and on a tick the revocation
+//! feed, the JWKS refresh and the session activity reports.
+
+use crate::activity::ActivityBuffer;
+use crate::cache::TokenCache;
+use crate::config::AuthConfig;
+use crate::filter::AuthFilter;
+use crate::keys::KeySet;
+use crate::stats::Stats;
+use crate::sync::FeedState;
+use crate::verify::VerifyPolicy;
+use meshguard_api::revocation::RevocationFeed;
+use meshguard_plugin_kit::config;
+use meshguard_plugin_kit::host;
+use meshguard_plugin_kit::state_client::StateClient;
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{BufferType, ContextType};
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Largest JWKS body read from the cluster.
+const MAX_JWKS_BYTES: usize = 1 << 20;
+
+/// What the requests of this worker read; the root updates the `RefCell`s on its tick.
+pub struct Runtime {
+    pub config: AuthConfig,
+    pub policy: VerifyPolicy,
+    configured_keys: KeySet,
+    pub keys: RefCell<KeySet>,
+    pub cache: RefCell<TokenCache>,
+    pub feed: Option<RefCell<FeedState>>,
+    pub activity: RefCell<ActivityBuffer>,
+    pub stats: Stats,
+    /// A token named a `kid` no key has: refetch the JWKS soon.
+    pub jwks_wanted: Cell<bool>,
+}
+
+pub fn now_ms() -> u64 {
+    host::now_unix_nanos() / 1_000_000
+}
+
+#[derive(Default)]
+pub struct AuthRoot {
+    runtime: Option<Rc<Runtime>>,
+    feed_client: Option<StateClient>,
+    feed_call: Option<u32>,
+    next_feed_ms: u64,
+    jwks_call: Option<u32>,
+    next_jwks_ms: u64,
+    last_jwks_attempt_ms: u64,
+    activity_client: Option<StateClient>,
+    activity_calls: HashSet<u32>,
+    next_activity_ms: u64,
+}
+
+impl AuthRoot {
+    fn poll_feed(&mut self, runtime: &Runtime, now: u64) {
+        let (Some(client), Some(feed), Some(rc)) = (
+            self.feed_client.as_mut(),
+            runtime.feed.as_ref(),
+            runtime.config.revocation.as_ref(),
+        ) else {
+            return;
+        };
+        let path = match feed.try_borrow() {
+            Ok(feed) => feed.path(rc.page_limit),
+            Err(_) => return,
+        };
+        self.next_feed_ms = now.saturating_add(rc.poll_interval_ms);
+        match client.dispatch("GET", &path, None, &[]) {
+            Ok(token) => self.feed_call = Some(token),
+            Err(err) => {
+                runtime.stats.feed_errors.inc();
+                log::debug!("auth: revocation feed call not made: {err:?}");
+            }
+        }
+    }
+
+    fn on_feed_response(&mut self, runtime: &Runtime, body_size: usize) {
+        let Some(client) = self.feed_client.as_mut() else {
+            return;
+        };
+        let outcome = client.outcome(body_size);
+        let parsed = match outcome.status {
+            Some(200) => serde_json::from_slice::<RevocationFeed>(&outcome.body)
+                .map_err(|e| format!("unreadable feed page: {e}")),
+            status => Err(format!("status {status:?}")),
+        };
+        let page = match parsed {
+            Ok(page) => page,
+            Err(err) => {
+                runtime.stats.feed_errors.inc();
+                log::warn!("auth: revocation feed failed: {err}");
+                return;
+            }
+        };
+        let now = now_ms();
+        let Some(Ok(mut feed)) = runtime.feed.as_ref().map(RefCell::try_borrow_mut) else {
+            return;
+        };
+        let applied = feed.apply(page, now);
+        runtime.stats.feed_syncs.inc();
+        if applied.snapshot {
+            runtime.stats.feed_snapshots.inc();
+        }
+        runtime.stats.feed_lag_ms.set(feed.lag_ms(now));
+        runtime.stats.revocations.set(feed.set.len() as u64);
+        drop(feed);
+        if applied.more {
+            self.poll_feed(runtime, now);
+        }
+    }
+
+    fn fetch_jwks(&mut self, runtime: &Runtime, now: u64) {
+        let Some(fetch) = &runtime.config.jwks_fetch else {
+            return;
+        };
+        let due = now >= self.next_jwks_ms;
+        let wanted = runtime.jwks_wanted.get()
+            && now.saturating_sub(self.last_jwks_attempt_ms) >= fetch.unknown_kid_min_interval_ms;
+        if self.jwks_call.is_some() || !(due || wanted) {
+            return;
+        }
+        runtime.jwks_wanted.set(false);
+        self.last_jwks_attempt_ms = now;
+        self.next_jwks_ms = now.saturating_add(fetch.refresh_interval_ms);
+        let headers = vec![
+            (":method", "GET"),
+            (":path", fetch.path.as_str()),
+            (":authority", fetch.authority.as_str()),
+            ("accept", "application/json"),
+        ];
+        let timeout = Duration::from_millis(fetch.timeout_ms);
+        match hostcalls::dispatch_http_call(&fetch.cluster, headers, None, vec![], timeout) {
+            Ok(token) => self.jwks_call = Some(token),
+            Err(status) => {
+                runtime.stats.jwks_errors.inc();
+                log::warn!(
+                    "auth: cannot call JWKS cluster {:?} ({status:?})",
+                    fetch.cluster
+                );
+            }
+        }
+    }
+
+    fn on_jwks_response(&mut self, runtime: &Runtime, body_size: usize) {
+        let status = host::call_response_status();
+        let body = if body_size > 0 && body_size <= MAX_JWKS_BYTES {
+            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let parsed = match status {
+            Some(200) => KeySet::parse_fetched(
+                &body,
+                &runtime.config.key_algorithms,
+                &runtime.policy.global_algs,
+            ),
+            status => Err(format!("status {status:?}")),
+        };
+        match parsed {
+            Ok((fetched, skipped)) => {
+                if skipped > 0 {
+                    log::info!("auth: JWKS fetched; {skipped} keys not usable and left out");
+                }
+                let merged = KeySet::merged(&runtime.configured_keys, fetched);
+                runtime.stats.keys.set(merged.len() as u64);
+                if let (Ok(mut keys), Ok(mut cache)) = (
+                    runtime.keys.try_borrow_mut(),
+                    runtime.cache.try_borrow_mut(),
+                ) {
+                    *keys = merged;
+                    cache.clear();
+                }
+                runtime.stats.jwks_fetches.inc();
+            }
+            Err(err) => {
+                runtime.stats.jwks_errors.inc();
+                log::warn!("auth: JWKS fetch failed: {err}; keeping the previous keys");
+            }
+        }
+    }
+
+    fn report_activity(&mut self, runtime: &Runtime, now: u64) {
+        let (Some(client), Some(ac)) = (
+            self.activity_client.as_mut(),
+            runtime.config.session_activity.as_ref(),
+        ) else {
+            return;
+        };
+        if now < self.next_activity_ms {
+            return;
+        }
+        self.next_activity_ms = now.saturating_add(ac.interval_ms);
+        let batch = match runtime.activity.try_borrow_mut() {
+            Ok(mut buffer) => buffer.take(ac.max_per_interval),
+            Err(_) => return,
+        };
+        for report in batch {
+            let Ok(body) = serde_json::to_vec(&report) else {
+                continue;
+            };
+            match client.dispatch("POST", "/v1/sessions/activity", Some(&body), &[]) {
+                Ok(token) => {
+                    self.activity_calls.insert(token);
+                }
+                Err(_) => runtime.stats.activity_dropped.inc(),
+            }
+        }
+    }
+}
+
+impl Context for AuthRoot {
+    fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {
+        let Some(runtime) = self.runtime.clone() else {
+            return;
+        };
+        if self.feed_call == Some(token) {
+            self.feed_call = None;
+            self.on_feed_response(&runtime, body_size);
+        } else if self.jwks_call == Some(token) {
+            self.jwks_call = None;
+            self.on_jwks_response(&runtime, body_size);
+        } else if self.activity_calls.remove(&token) {
+            if let Some(client) = self.activity_client.as_mut() {
+                if client.outcome(body_size).is_success() {
+                    runtime.stats.activity_reported.inc();
+                } else {
+                    runtime.stats.activity_dropped.inc();
+                }
+            }
+        }
+    }
+}
+
+impl RootContext for AuthRoot {
+    fn on_configure(&mut self, _: usize) -> bool {
+        let raw = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+            .ok()
+            .flatten();
+        let config: AuthConfig = match config::load(raw.as_deref()) {
+            Ok(config) => config,
+            Err(err) => {
+                log::error!("{err}");
+                return false;
+            }
+        };
+        let global_algs = config.global_algorithms();
+        let configured_keys = match &config.jwks {
+            Some(doc) => match KeySet::parse(doc, &config.key_algorithms, &global_algs) {
+                Ok(keys) => keys,
+                Err(err) => {
+                    log::error!(
+                        "invalid configuration: field `jwks.{}`: {}",
+                        err.field,
+                        err.message
+                    );
+                    return false;
+                }
+            },
+            None => KeySet::default(),
+        };
+        let now = now_ms();
+        let mut ticks: Vec<u64> = Vec::new();
+        if let Some(rc) = &config.revocation {
+            self.feed_client = Some(StateClient::new(rc.state.clone()));
+            ticks.push(rc.poll_interval_ms);
+        }
+        if let Some(state) = config.activity_state() {
+            self.activity_client = Some(StateClient::new(state));
+        }
+        if let Some(ac) = &config.session_activity {
+            ticks.push(ac.interval_ms);
+        }
+        if config.jwks_fetch.is_some() {
+            ticks.push(1_000);
+        }
+        if let Some(period) = ticks.into_iter().min() {
+            let _ = hostcalls::set_tick_period(Duration::from_millis(period.max(50)));
+        }
+        let stats = Stats::define();
+        stats.keys.set(configured_keys.len() as u64);
+        let policy = VerifyPolicy {
+            global_algs,
+            issuers: config.issuers.clone(),
+            audiences: config.audiences.clone(),
+            skew_s: config.clock_skew_s.into(),
+            require_exp: config.require_exp,
+            max_age_s: config.max_token_age_s.map(i64::from),
+            tier_claim: config.tier_claim.clone(),
+            default_tier: config.default_tier.clone(),
+        };
+        self.runtime = Some(Rc::new(Runtime {
+            keys: RefCell::new(KeySet::merged(&configured_keys, KeySet::default())),
+            configured_keys,
+            cache: RefCell::new(TokenCache::new(config.cache_max_entries)),
+            feed: config
+                .revocation
+                .as_ref()
+                .map(|_| RefCell::new(FeedState::new(now))),
+            activity: RefCell::new(ActivityBuffer::default()),
+            stats,
+            jwks_wanted: Cell::new(false),
+            policy,
+            config,
+        }));
+        true
+    }
+
+    fn on_tick(&mut self) {
+        let Some(runtime) = self.runtime.clone() else {
+            return;
+        };
+        let now = now_ms();
+        if let Some(Ok(feed)) = runtime.feed.as_ref().map(RefCell::try_borrow) {
+            runtime.stats.feed_lag_ms.set(feed.lag_ms(now));
+        }
+        if self.feed_call.is_none() && now >= self.next_feed_ms {
+            self.poll_feed(&runtime, now);
+        }
+        self.fetch_jwks(&runtime, now);
+        self.report_activity(&runtime, now);
+    }
+
+    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(AuthFilter::new(self.runtime.clone())))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}

@@ -1,0 +1,80 @@
+//! The flags a worker evaluates now: compiled definitions with their header
+//! names and stats, replaced whole when a new snapshot arrives.
+
+use crate::config::FlagsConfig;
+use crate::metrics::{Registry, Series};
+use meshguard_api::flags::FlagDefinition;
+use meshguard_policy::flags::{Flag, FlagSet, Rejected};
+
+pub struct ActiveFlag {
+    pub flag: Flag,
+    pub header: String,
+    /// Stats per variant name.
+    series: Vec<(String, Series)>,
+}
+
+impl ActiveFlag {
+    pub fn series(&self, variant: &str) -> Series {
+        self.series
+            .iter()
+            .find(|(v, _)| v == variant)
+            .map(|(_, s)| *s)
+            .unwrap_or_default()
+    }
+}
+
+pub struct ActiveSet {
+    pub flags: Vec<ActiveFlag>,
+    /// Request headers any rule reads.
+    pub headers_read: Vec<String>,
+    /// Every header name a flag of this set is sent in.
+    pub flag_headers: Vec<String>,
+}
+
+impl ActiveSet {
+    /// Compiles `definitions`; the ones left out are returned for reporting.
+    pub fn build(
+        definitions: &[FlagDefinition],
+        config: &FlagsConfig,
+        registry: &mut Registry,
+    ) -> (ActiveSet, Vec<Rejected>) {
+        let (set, rejected) = FlagSet::compile(definitions);
+        let mut headers_read: Vec<String> = Vec::new();
+        let flags: Vec<ActiveFlag> = set
+            .flags()
+            .iter()
+            .map(|flag| {
+                for name in flag.headers_read() {
+                    if !headers_read.iter().any(|n| n == name) {
+                        headers_read.push(name.to_string());
+                    }
+                }
+                let variants = definitions
+                    .iter()
+                    .find(|d| d.key == flag.key())
+                    .map(|d| d.variants.keys().cloned().collect::<Vec<_>>())
+                    .unwrap_or_default();
+                ActiveFlag {
+                    header: config.header_for(flag.key()),
+                    series: variants
+                        .into_iter()
+                        .map(|v| {
+                            let series = registry.series(flag.key(), &v);
+                            (v, series)
+                        })
+                        .collect(),
+                    flag: flag.clone(),
+                }
+            })
+            .collect();
+        let flag_headers = flags.iter().map(|f| f.header.clone()).collect();
+        (
+            ActiveSet {
+                flags,
+                headers_read,
+                flag_headers,
+            },
+            rejected,
+        )
+    }
+}

@@ -1,0 +1,141 @@
+//! The per-request context: removes client-sent flag headers, evaluates
+//! every active flag, sets the result headers, and records per-variant
+//! stats (exposures now, upstream response time when the response comes).
+
+use crate::metrics::Series;
+use crate::root::Runtime;
+use meshguard_plugin_kit::host;
+use meshguard_policy::flags::Subject;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+use std::rc::Rc;
+
+pub struct FlagsFilter {
+    runtime: Option<Rc<Runtime>>,
+    /// The variants this request was exposed to, for the response-time histogram.
+    exposed: Vec<Series>,
+    started_nanos: u64,
+}
+
+impl FlagsFilter {
+    pub fn new(runtime: Option<Rc<Runtime>>) -> FlagsFilter {
+        FlagsFilter {
+            runtime,
+            exposed: Vec::new(),
+            started_nanos: 0,
+        }
+    }
+}
+
+impl Context for FlagsFilter {}
+
+impl HttpContext for FlagsFilter {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        let Some(runtime) = self.runtime.clone() else {
+            return Action::Continue;
+        };
+        let Some(active) = runtime.current() else {
+            return Action::Continue;
+        };
+        let config = &runtime.config;
+        let headers = host::request_headers();
+        fn text(value: &[u8]) -> Option<&str> {
+            std::str::from_utf8(value).ok()
+        }
+
+        let (mut key, mut tier, mut groups, mut path) = (None, None, None, "");
+        let mut read: Vec<(&str, &str)> = Vec::new();
+        let mut spoofed: Vec<&str> = Vec::new();
+        for (name, value) in &headers {
+            let name = name.as_str();
+            if name == config.targeting_key_header {
+                key = text(value).filter(|v| !v.is_empty());
+            } else if name == config.tier_header {
+                tier = text(value);
+            } else if config.groups_header.as_deref() == Some(name) {
+                groups = text(value);
+            } else if name == ":path" {
+                path = text(value).unwrap_or_default();
+            }
+            if active.headers_read.iter().any(|h| h == name) {
+                if let Some(value) = text(value) {
+                    read.push((name, value));
+                }
+            }
+            let ours = runtime
+                .strip_prefixes
+                .iter()
+                .any(|p| name.starts_with(p.as_str()))
+                || config.summary_header.as_deref() == Some(name)
+                || active.flag_headers.iter().any(|h| h == name);
+            if ours && !spoofed.contains(&name) {
+                spoofed.push(name);
+            }
+        }
+        let groups: Vec<&str> = groups
+            .map(|g| {
+                g.split(',')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let subject = Subject {
+            key,
+            tier,
+            groups: &groups,
+            path: path.split('?').next().unwrap_or_default(),
+            headers: &read,
+        };
+
+        let stats = &runtime.stats;
+        stats.requests.inc();
+        if key.is_none() {
+            stats.anonymous.inc();
+        }
+        for name in &spoofed {
+            host::set_request_header(name, None);
+        }
+        stats.spoofed_headers_removed.add(spoofed.len() as u64);
+
+        let mut summary = String::new();
+        self.exposed.clear();
+        for entry in &active.flags {
+            let result = entry.flag.evaluate(&subject);
+            host::set_request_header(&entry.header, Some(result.variant));
+            let series = entry.series(result.variant);
+            series.expose();
+            self.exposed.push(series);
+            if config.summary_header.is_some() {
+                if !summary.is_empty() {
+                    summary.push(',');
+                }
+                summary.push_str(entry.flag.key());
+                summary.push('=');
+                summary.push_str(result.variant);
+            }
+        }
+        if let Some(name) = &config.summary_header {
+            if !active.flags.is_empty() {
+                host::set_request_header(name, Some(&summary));
+            }
+        }
+        self.started_nanos = host::now_unix_nanos();
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        if self.exposed.is_empty() || self.started_nanos == 0 {
+            return Action::Continue;
+        }
+        // Only responses from an upstream: a local reply says nothing about a variant.
+        if host::property(vec!["upstream", "address"]).is_none() {
+            return Action::Continue;
+        }
+        let elapsed_ms = host::now_unix_nanos().saturating_sub(self.started_nanos) / 1_000_000;
+        for series in self.exposed.drain(..) {
+            series.record_response_ms(elapsed_ms);
+        }
+        Action::Continue
+    }
+}

@@ -1,0 +1,368 @@
+//! The per-request context: identifies the request, decides it (locally,
+//! through meshguard-state, or from a lease), refuses it with 429 or lets it
+//! through, then adds the rate-limit headers and settles the real cost on
+//! the way back.
+
+use crate::config::{Mode, MAX_COST};
+use crate::identity::{identify, Identity};
+use crate::leases::{bucket_state, Spend};
+use crate::reply::{self, LocalReply};
+use crate::root::{Charge, Runtime, Tier, CHECK_PATH, LEASE_PATH};
+use meshguard_api::lease::{LeaseRequest, LeaseResponse};
+use meshguard_api::ratelimit::{RateLimitRequest, RateLimitResponse};
+use meshguard_plugin_kit::host;
+use meshguard_plugin_kit::state_client::CallError;
+use meshguard_policy::ratelimit::BucketState;
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, MapType};
+use std::rc::Rc;
+
+/// Who decided a request that passed: where its real cost is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Local,
+    Service,
+    Lease,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Check,
+    Lease,
+}
+
+struct Passed {
+    source: Source,
+    buckets: Vec<BucketState>,
+    /// Tokens this request was charged (0 when it passed only in shadow mode).
+    charged: u64,
+}
+
+pub struct RateLimitFilter {
+    runtime: Option<Rc<Runtime>>,
+    identity: Option<Identity>,
+    cost: u64,
+    call: Option<(u32, Call)>,
+    passed: Option<Passed>,
+}
+
+fn now_us() -> u64 {
+    host::now_unix_nanos() / 1_000
+}
+
+fn send(reply: LocalReply) {
+    let headers: Vec<(&str, &str)> = reply
+        .headers
+        .iter()
+        .map(|(n, v)| (*n, v.as_str()))
+        .collect();
+    let _ = hostcalls::send_http_response(reply.status, headers, Some(&reply.body));
+}
+
+impl RateLimitFilter {
+    pub fn new(runtime: Option<Rc<Runtime>>) -> RateLimitFilter {
+        RateLimitFilter {
+            runtime,
+            identity: None,
+            cost: 1,
+            call: None,
+            passed: None,
+        }
+    }
+
+    /// Lets the request through or refuses it; `limited` is what the buckets said.
+    fn conclude(
+        &mut self,
+        rt: &Runtime,
+        tier: &Tier,
+        source: Source,
+        buckets: Vec<BucketState>,
+        limited: bool,
+    ) -> Action {
+        if limited && !rt.config.shadow {
+            tier.stats.denied.inc();
+            let name = self.identity.as_ref().map_or("", |i| i.tier.as_str());
+            send(reply::too_many_requests(
+                &buckets,
+                name,
+                self.cost,
+                rt.config.ratelimit_headers,
+            ));
+            return Action::Pause;
+        }
+        if limited {
+            tier.stats.shadow_denied.inc();
+        } else {
+            tier.stats.allowed.inc();
+        }
+        self.passed = Some(Passed {
+            source,
+            buckets,
+            charged: if limited { 0 } else { self.cost },
+        });
+        Action::Continue
+    }
+
+    fn decide_locally(&mut self, rt: &Runtime, tier: &Tier, key: &str) -> Action {
+        let verdict = rt.limiter.borrow_mut().check(
+            key,
+            &tier.buckets,
+            rt.global.as_ref(),
+            now_us(),
+            self.cost,
+        );
+        rt.stats.keys_evicted.add(verdict.evicted as u64);
+        self.conclude(rt, tier, Source::Local, verdict.buckets, !verdict.allowed)
+    }
+
+    /// meshguard-state could not decide: the local buckets do, or with
+    /// `fail_closed` the request is refused with 503.
+    fn fall_back(&mut self, rt: &Runtime, tier: &Tier, key: &str) -> Action {
+        if rt.config.fail_closed {
+            tier.stats.unavailable.inc();
+            send(reply::unavailable(
+                rt.config.state.backoff_ms.div_ceil(1_000),
+            ));
+            return Action::Pause;
+        }
+        tier.stats.fallbacks.inc();
+        self.decide_locally(rt, tier, key)
+    }
+
+    fn ask(&mut self, rt: &Runtime, tier: &Tier, identity: &Identity, call: Call) -> Action {
+        let body = match call {
+            Call::Check => serde_json::to_vec(&RateLimitRequest {
+                key: identity.key.clone(),
+                tier: Some(identity.tier.clone()),
+                cost: Some(self.cost),
+                path: None,
+                shadow: rt.config.shadow,
+            }),
+            Call::Lease => serde_json::to_vec(&LeaseRequest {
+                key: identity.key.clone(),
+                tier: Some(identity.tier.clone()),
+                tokens: rt.lease_size(tier, self.cost),
+            }),
+        };
+        let path = if call == Call::Check {
+            CHECK_PATH
+        } else {
+            LEASE_PATH
+        };
+        let Ok(body) = body else {
+            return self.fall_back(rt, tier, &identity.key);
+        };
+        let dispatched = rt
+            .client
+            .borrow_mut()
+            .dispatch("POST", path, Some(&body), &[]);
+        match dispatched {
+            Ok(token) => {
+                self.call = Some((token, call));
+                Action::Pause
+            }
+            Err(CallError::BackingOff) => self.fall_back(rt, tier, &identity.key),
+            Err(CallError::Dispatch) => {
+                tier.stats.backend_failures.inc();
+                self.fall_back(rt, tier, &identity.key)
+            }
+        }
+    }
+
+    /// The service's answer to this request's call, decided.
+    fn answered(
+        &mut self,
+        rt: &Runtime,
+        tier: &Tier,
+        identity: &Identity,
+        call: Call,
+        body_size: usize,
+    ) -> Action {
+        let was_backing_off = rt.client.borrow().is_backing_off();
+        let outcome = rt.client.borrow_mut().outcome(body_size);
+        if !was_backing_off && rt.client.borrow().is_backing_off() {
+            log::warn!(
+                "meshguard-state failing (last status {:?}): deciding locally for {} ms",
+                outcome.status,
+                rt.config.state.backoff_ms
+            );
+        }
+        let failed = |this: &mut Self| {
+            tier.stats.backend_failures.inc();
+            this.fall_back(rt, tier, &identity.key)
+        };
+        if !outcome.is_success() {
+            return failed(self);
+        }
+        match call {
+            Call::Check => match serde_json::from_slice::<RateLimitResponse>(&outcome.body) {
+                Ok(reply) => {
+                    let buckets = reply.buckets.into_iter().map(bucket_state).collect();
+                    self.conclude(rt, tier, Source::Service, buckets, reply.limited)
+                }
+                Err(_) => failed(self),
+            },
+            Call::Lease => match serde_json::from_slice::<LeaseResponse>(&outcome.body) {
+                Ok(reply) => {
+                    rt.stats.leases_taken.inc();
+                    rt.stats.lease_tokens_granted.add(reply.granted);
+                    let (buckets, passed) = rt.leases.borrow_mut().install(
+                        &identity.key,
+                        reply,
+                        self.cost,
+                        host::now_unix_nanos(),
+                    );
+                    self.conclude(rt, tier, Source::Lease, buckets, !passed)
+                }
+                Err(_) => failed(self),
+            },
+        }
+    }
+
+    /// Settles the difference between the response's real cost and what was charged.
+    fn settle_cost(&self, rt: &Runtime, header: &str, passed: &Passed) {
+        let raw = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, header)
+            .ok()
+            .flatten();
+        let Some(raw) = raw else {
+            return;
+        };
+        let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, header, None);
+        let real = std::str::from_utf8(&raw)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|c| *c <= MAX_COST);
+        let (Some(real), Some(identity)) = (real, &self.identity) else {
+            rt.stats.cost_header_invalid.inc();
+            return;
+        };
+        if passed.charged == 0 || real == passed.charged {
+            return;
+        }
+        let Ok(delta) = i64::try_from(real).map(|r| r - passed.charged as i64) else {
+            return;
+        };
+        let Some(tier) = rt.tier(&identity.tier) else {
+            return;
+        };
+        let charge = |tokens: u64| {
+            rt.charges.borrow_mut().push(Charge {
+                key: identity.key.clone(),
+                tier: identity.tier.clone(),
+                tokens,
+            })
+        };
+        let applied = match passed.source {
+            Source::Local => {
+                rt.limiter.borrow_mut().charge(
+                    &identity.key,
+                    &tier.buckets,
+                    rt.global.as_ref(),
+                    now_us(),
+                    delta,
+                );
+                true
+            }
+            // The service takes no refunds outside leases.
+            Source::Service if delta > 0 => {
+                charge(delta.unsigned_abs());
+                true
+            }
+            Source::Service => false,
+            Source::Lease => {
+                let adjusted = rt.leases.borrow_mut().adjust(&identity.key, delta);
+                if !adjusted && delta > 0 {
+                    charge(delta.unsigned_abs());
+                }
+                adjusted || delta > 0
+            }
+        };
+        if applied && delta > 0 {
+            rt.stats.cost_charged.add(delta.unsigned_abs());
+        } else if applied {
+            rt.stats.cost_refunded.add(delta.unsigned_abs());
+        }
+    }
+}
+
+impl Context for RateLimitFilter {
+    fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {
+        let Some((expected, call)) = self.call else {
+            return;
+        };
+        if token != expected {
+            return;
+        }
+        self.call = None;
+        let (Some(rt), Some(identity)) = (self.runtime.clone(), self.identity.clone()) else {
+            let _ = hostcalls::resume_http_request();
+            return;
+        };
+        let Some(tier) = rt.tier(&identity.tier) else {
+            let _ = hostcalls::resume_http_request();
+            return;
+        };
+        if self.answered(&rt, tier, &identity, call, body_size) == Action::Continue {
+            let _ = hostcalls::resume_http_request();
+        }
+    }
+}
+
+impl HttpContext for RateLimitFilter {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        let Some(rt) = self.runtime.clone() else {
+            return Action::Continue;
+        };
+        let headers = host::request_headers();
+        let path = headers
+            .iter()
+            .find(|(n, _)| n == ":path")
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+            .unwrap_or("/");
+        self.cost = rt.costs.of(path);
+        let peer = host::property(vec!["source", "address"]);
+        let peer = peer.as_deref().and_then(|p| std::str::from_utf8(p).ok());
+        let identity = identify(&rt.config, &headers, peer);
+        self.identity = Some(identity.clone());
+        let Some(tier) = rt.tier(&identity.tier) else {
+            return Action::Continue;
+        };
+        match rt.config.mode {
+            Mode::Local => self.decide_locally(&rt, tier, &identity.key),
+            Mode::Exact => self.ask(&rt, tier, &identity, Call::Check),
+            Mode::Hybrid => {
+                let spent = rt.leases.borrow_mut().spend(
+                    &identity.key,
+                    self.cost,
+                    host::now_unix_nanos(),
+                    rt.lease_margin_ns(),
+                );
+                match spent {
+                    Spend::Spent(buckets) => {
+                        self.conclude(&rt, tier, Source::Lease, buckets, false)
+                    }
+                    Spend::Refused(buckets) => {
+                        self.conclude(&rt, tier, Source::Lease, buckets, true)
+                    }
+                    Spend::NeedLease => self.ask(&rt, tier, &identity, Call::Lease),
+                }
+            }
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        let (Some(rt), Some(passed)) = (self.runtime.clone(), self.passed.take()) else {
+            return Action::Continue;
+        };
+        if let Some(header) = &rt.config.response_cost_header {
+            self.settle_cost(&rt, header, &passed);
+        }
+        if rt.config.ratelimit_headers && !passed.buckets.is_empty() {
+            for (name, value) in reply::ratelimit_headers(&passed.buckets) {
+                host::add_response_header(name, &value);
+            }
+        }
+        Action::Continue
+    }
+}

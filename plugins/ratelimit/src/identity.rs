@@ -1,0 +1,106 @@
+//! Who a request is limited as, and under which tier.
+
+use crate::config::RateLimitConfig;
+use meshguard_policy::ratelimit::client::{bucket_key, client_address};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `sub:<subject>` or `ip:<address>`.
+    pub key: String,
+    pub tier: String,
+}
+
+/// The request's identity: the subject and tier set by the auth plugin when
+/// trusted and present, else the client address under the anonymous tier.
+/// A tier the configuration does not know falls back to `default_tier`.
+pub fn identify(
+    config: &RateLimitConfig,
+    headers: &[(String, Vec<u8>)],
+    peer: Option<&str>,
+) -> Identity {
+    let id = &config.identity;
+    let text = |name: &str| {
+        headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+            .map(str::trim)
+            .find(|v| !v.is_empty())
+    };
+    if id.trust_auth_headers {
+        if let Some(subject) = text(&id.subject_header) {
+            let tier = text(&id.tier_header)
+                .filter(|t| config.tiers.contains_key(*t))
+                .unwrap_or(&config.default_tier);
+            return Identity {
+                key: bucket_key("sub", subject),
+                tier: tier.to_string(),
+            };
+        }
+    }
+    let forwarded: Vec<&str> = headers
+        .iter()
+        .filter(|(n, _)| n == "x-forwarded-for")
+        .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+        .collect();
+    let address = client_address(peer, &forwarded, id.trusted_hops)
+        .map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    Identity {
+        key: bucket_key("ip", &address),
+        tier: config.anonymous_tier().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshguard_plugin_kit::config::load;
+
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    fn config(raw: &str) -> RateLimitConfig {
+        load(Some(raw.as_bytes())).unwrap()
+    }
+
+    #[test]
+    fn subject_and_known_tier() {
+        let c = config("{}");
+        let h = headers(&[("x-auth-sub", "alice"), ("x-auth-tier", "premium")]);
+        let id = identify(&c, &h, Some("10.0.0.1:5"));
+        assert_eq!(id.key, "sub:alice");
+        assert_eq!(id.tier, "premium");
+        let h = headers(&[("x-auth-sub", "bob"), ("x-auth-tier", "platinum")]);
+        assert_eq!(identify(&c, &h, None).tier, "free");
+    }
+
+    #[test]
+    fn untrusted_headers_key_on_the_address() {
+        let c = config(r#"{"identity": {"trust_auth_headers": false}, "anonymous_tier": "free"}"#);
+        let h = headers(&[("x-auth-sub", "alice"), ("x-auth-tier", "admin")]);
+        let id = identify(&c, &h, Some("10.0.0.1:5"));
+        assert_eq!(id.key, "ip:10.0.0.1");
+        assert_eq!(id.tier, "free");
+    }
+
+    #[test]
+    fn forwarded_for_only_with_trusted_hops() {
+        let h = headers(&[("x-forwarded-for", "203.0.113.5, 10.1.1.1")]);
+        let id = identify(&config("{}"), &h, Some("127.0.0.1:9"));
+        assert_eq!(id.key, "ip:127.0.0.1");
+        let c = config(r#"{"identity": {"trusted_hops": 2}}"#);
+        assert_eq!(identify(&c, &h, Some("127.0.0.1:9")).key, "ip:203.0.113.5");
+        assert_eq!(identify(&c, &[], None).key, "ip:unknown");
+    }
+
+    #[test]
+    fn empty_or_binary_subject_is_anonymous() {
+        let mut h = headers(&[("x-auth-sub", "  ")]);
+        h.push(("x-auth-sub".into(), vec![0xff, 0xfe]));
+        assert_eq!(identify(&config("{}"), &h, Some("::1")).key, "ip:::1");
+    }
+}

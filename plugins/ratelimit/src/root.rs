@@ -1,0 +1,328 @@
+//! The per-worker root context: configuration, the local buckets, the
+//! state-service client, and the tick that reports lease usage, tops up busy
+//! leases and sends after-response charges.
+
+use crate::config::{Mode, RateLimitConfig};
+use crate::filter::RateLimitFilter;
+use crate::leases::{Leases, Retired};
+use crate::stats::{Stats, TierStats};
+use meshguard_api::lease::{LeaseRequest, LeaseResponse, UsageReport, UsageResponse};
+use meshguard_plugin_kit::config;
+use meshguard_plugin_kit::host;
+use meshguard_plugin_kit::state_client::StateClient;
+use meshguard_policy::ratelimit::limiter::Limiter;
+use meshguard_policy::ratelimit::{Bucket, Costs};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{BufferType, ContextType};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
+use std::time::Duration;
+
+pub const LEASE_PATH: &str = "/v1/ratelimit/lease";
+pub const USAGE_PATH: &str = "/v1/ratelimit/usage";
+pub const CHECK_PATH: &str = "/v1/ratelimit/check";
+
+/// Reports sent per tick at most (the rest wait for the next tick).
+const MAX_CALLS_PER_TICK: usize = 256;
+/// How often after-response charges are sent in `exact` mode.
+const CHARGE_INTERVAL_MS: u64 = 200;
+
+pub struct Tier {
+    pub buckets: [Bucket; 2],
+    pub stats: TierStats,
+}
+
+/// Tokens to take from a key's shared buckets after a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge {
+    pub key: String,
+    pub tier: String,
+    pub tokens: u64,
+}
+
+/// What every request of this worker reads and updates.
+pub struct Runtime {
+    pub config: RateLimitConfig,
+    pub tiers: BTreeMap<String, Tier>,
+    pub global: Option<Bucket>,
+    pub costs: Costs,
+    pub stats: Stats,
+    pub limiter: RefCell<Limiter>,
+    pub client: RefCell<StateClient>,
+    pub leases: RefCell<Leases>,
+    pub charges: RefCell<Vec<Charge>>,
+}
+
+impl Runtime {
+    fn new(config: RateLimitConfig) -> Option<Runtime> {
+        let mut tiers = BTreeMap::new();
+        for (name, t) in &config.tiers {
+            let buckets = Bucket::tier(t.per_minute, t.per_hour, t.burst)?;
+            let stats = TierStats::define(name);
+            tiers.insert(name.clone(), Tier { buckets, stats });
+        }
+        let global = match &config.global {
+            Some(g) => Some(Bucket::global(g.tokens, g.per_seconds, g.burst)?),
+            None => None,
+        };
+        let costs = Costs::new(
+            config
+                .costs
+                .iter()
+                .map(|c| (c.prefix.clone(), c.cost))
+                .collect(),
+        );
+        Some(Runtime {
+            tiers,
+            global,
+            costs,
+            stats: Stats::define(),
+            limiter: RefCell::new(Limiter::new(config.max_keys)),
+            client: RefCell::new(StateClient::new(config.state.clone())),
+            leases: RefCell::new(Leases::default()),
+            charges: RefCell::new(Vec::new()),
+            config,
+        })
+    }
+
+    /// The tier of this name; identities only carry configured tiers, so
+    /// the default tier is a formality.
+    pub fn tier(&self, name: &str) -> Option<&Tier> {
+        self.tiers
+            .get(name)
+            .or_else(|| self.tiers.get(&self.config.default_tier))
+    }
+
+    /// Tokens to lease for a key of `tier`: `hybrid.lease_tokens`, but at
+    /// most a quarter of the tier's minute burst, so one worker or replica
+    /// never parks a small tier's whole burst; never less than `cost`.
+    pub fn lease_size(&self, tier: &Tier, cost: u64) -> u64 {
+        let [minute, _] = &tier.buckets;
+        let quarter = (minute.quota.burst() / 4).max(1);
+        self.config.hybrid.lease_tokens.min(quarter).max(cost)
+    }
+
+    fn refresh_ns(&self) -> u64 {
+        self.config.hybrid.refresh_ms.saturating_mul(1_000_000)
+    }
+
+    /// Leases this close to their expiry are neither spent from nor kept:
+    /// their report must reach the service before it forgets them.
+    pub fn lease_margin_ns(&self) -> u64 {
+        self.refresh_ns().saturating_mul(2)
+    }
+}
+
+enum RootCall {
+    Settle(Box<Retired>),
+    TopUp(String),
+    Charge,
+}
+
+#[derive(Default)]
+pub struct RateLimitRoot {
+    runtime: Option<Rc<Runtime>>,
+    calls: HashMap<u32, RootCall>,
+    topping_up: HashSet<String>,
+}
+
+impl RateLimitRoot {
+    fn dispatch(
+        &mut self,
+        runtime: &Runtime,
+        path: &str,
+        body: Vec<u8>,
+        call: RootCall,
+    ) -> Result<(), RootCall> {
+        let token = runtime
+            .client
+            .borrow_mut()
+            .dispatch("POST", path, Some(&body), &[]);
+        match token {
+            Ok(token) => {
+                self.calls.insert(token, call);
+                Ok(())
+            }
+            Err(_) => Err(call),
+        }
+    }
+
+    fn settle_retired(&mut self, runtime: &Runtime, now_ns: u64) {
+        let retired = runtime.leases.borrow_mut().take_retired(MAX_CALLS_PER_TICK);
+        for r in retired {
+            if r.lease.owed() > 0 {
+                runtime.charges.borrow_mut().push(Charge {
+                    key: r.key.clone(),
+                    tier: r.lease.tier.clone(),
+                    tokens: r.lease.owed(),
+                });
+            }
+            if r.lease.used >= r.lease.granted {
+                // Fully spent: the service keeps every token, nothing to settle.
+                continue;
+            }
+            let report = UsageReport {
+                key: r.key.clone(),
+                tier: Some(r.lease.tier.clone()),
+                lease_id: r.lease.id.clone(),
+                used: r.lease.used,
+            };
+            let Ok(body) = serde_json::to_vec(&report) else {
+                continue;
+            };
+            if let Err(RootCall::Settle(r)) =
+                self.dispatch(runtime, USAGE_PATH, body, RootCall::Settle(Box::new(r)))
+            {
+                runtime.leases.borrow_mut().requeue(*r, now_ns);
+            }
+        }
+    }
+
+    fn top_up(&mut self, runtime: &Runtime, now_ns: u64) {
+        let hybrid = &runtime.config.hybrid;
+        let refresh = runtime.refresh_ns();
+        let busy = runtime.leases.borrow_mut().tick(
+            now_ns,
+            now_ns.saturating_sub(refresh.saturating_mul(2)),
+            runtime.lease_margin_ns(),
+            hybrid.low_watermark,
+        );
+        for (key, tier) in busy {
+            if self.topping_up.contains(&key) {
+                continue;
+            }
+            let Some(tokens) = runtime.tier(&tier).map(|t| runtime.lease_size(t, 1)) else {
+                continue;
+            };
+            let request = LeaseRequest {
+                key: key.clone(),
+                tier: Some(tier),
+                tokens,
+            };
+            let Ok(body) = serde_json::to_vec(&request) else {
+                continue;
+            };
+            if self
+                .dispatch(runtime, LEASE_PATH, body, RootCall::TopUp(key.clone()))
+                .is_ok()
+            {
+                self.topping_up.insert(key);
+            }
+        }
+    }
+
+    /// Sends after-response charges as leases that are never reported back:
+    /// the service keeps all their tokens (as many as the buckets hold).
+    fn send_charges(&mut self, runtime: &Runtime) {
+        let mut merged: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for c in runtime.charges.borrow_mut().drain(..) {
+            let tokens = merged.entry((c.key, c.tier)).or_default();
+            *tokens = tokens.saturating_add(c.tokens);
+        }
+        for ((key, tier), tokens) in merged {
+            let request = LeaseRequest {
+                key,
+                tier: Some(tier),
+                tokens: tokens.min(crate::config::MAX_COST),
+            };
+            let sent = serde_json::to_vec(&request).ok().is_some_and(|body| {
+                self.dispatch(runtime, LEASE_PATH, body, RootCall::Charge)
+                    .is_ok()
+            });
+            if !sent {
+                runtime.stats.charges_failed.inc();
+            }
+        }
+    }
+}
+
+impl Context for RateLimitRoot {
+    fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {
+        let Some(call) = self.calls.remove(&token) else {
+            return;
+        };
+        let Some(runtime) = self.runtime.clone() else {
+            return;
+        };
+        let outcome = runtime.client.borrow_mut().outcome(body_size);
+        let ok = outcome.is_success();
+        let now_ns = host::now_unix_nanos();
+        match call {
+            RootCall::Settle(r) => match serde_json::from_slice::<UsageResponse>(&outcome.body) {
+                Ok(reply) if ok => {
+                    runtime.stats.leases_settled.inc();
+                    runtime.stats.lease_tokens_refunded.add(reply.refunded);
+                }
+                _ => {
+                    runtime.leases.borrow_mut().requeue(*r, now_ns);
+                }
+            },
+            RootCall::TopUp(key) => {
+                self.topping_up.remove(&key);
+                if let (true, Ok(reply)) =
+                    (ok, serde_json::from_slice::<LeaseResponse>(&outcome.body))
+                {
+                    runtime.stats.leases_taken.inc();
+                    runtime.stats.lease_tokens_granted.add(reply.granted);
+                    runtime.leases.borrow_mut().install(&key, reply, 0, now_ns);
+                }
+            }
+            RootCall::Charge => {
+                if !ok {
+                    runtime.stats.charges_failed.inc();
+                }
+            }
+        }
+    }
+}
+
+impl RootContext for RateLimitRoot {
+    fn on_configure(&mut self, _: usize) -> bool {
+        let raw = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+            .ok()
+            .flatten();
+        let config: RateLimitConfig = match config::load(raw.as_deref()) {
+            Ok(config) => config,
+            Err(err) => {
+                log::error!("{err}");
+                return false;
+            }
+        };
+        let tick_ms = match config.mode {
+            Mode::Hybrid => Some(config.hybrid.refresh_ms),
+            Mode::Exact if config.response_cost_header.is_some() => Some(CHARGE_INTERVAL_MS),
+            _ => None,
+        };
+        let Some(runtime) = Runtime::new(config) else {
+            log::error!("invalid configuration: field `tiers`: a limit does not compile");
+            return false;
+        };
+        if let Some(ms) = tick_ms {
+            let _ = hostcalls::set_tick_period(Duration::from_millis(ms));
+        }
+        self.runtime = Some(Rc::new(runtime));
+        true
+    }
+
+    fn on_tick(&mut self) {
+        let Some(runtime) = self.runtime.clone() else {
+            return;
+        };
+        let now_ns = host::now_unix_nanos();
+        if runtime.config.mode == Mode::Hybrid {
+            self.top_up(&runtime, now_ns);
+            self.settle_retired(&runtime, now_ns);
+        }
+        self.send_charges(&runtime);
+    }
+
+    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(RateLimitFilter::new(self.runtime.clone())))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}

@@ -1,0 +1,336 @@
+//! The operator commands. Each prints its result as JSON on stdout; errors
+//! go to stderr with exit status 1 (2 for usage errors).
+
+use crate::config::Settings;
+use crate::consent::Purpose;
+use crate::core::Core;
+use crate::error::{Error, Result};
+use crate::export::Format;
+use crate::notify::Notifier;
+use crate::requests::Kind;
+use crate::{audit, consent, erase, export, holds, ingest, keys, requests};
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "meshguard-gdpr", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a fresh secret key (keep it apart from the database and back it up).
+    Keygen { path: PathBuf },
+    /// File, verify and follow data-subject requests.
+    #[command(subcommand)]
+    Request(RequestCommand),
+    /// Answer a verified access or portability request with a package.
+    Export {
+        request: String,
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+    },
+    /// Carry out (or resume) a verified erasure request.
+    Erase { request: String },
+    /// The erasure steps of a request and their status.
+    Steps { request: String },
+    /// Legal holds (Art. 17(3)) that block erasure of a category.
+    #[command(subcommand)]
+    Hold(HoldCommand),
+    /// Consent records.
+    #[command(subcommand)]
+    Consent(ConsentCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Delete expired export packages.
+    PrunePackages,
+    /// Remove not-before cutoffs kept after erasures once their tokens expired.
+    Sweep,
+    /// Was this identifier erased? Shows the proofs, checked.
+    Proof {
+        #[arg(long)]
+        user: String,
+    },
+    /// Parse a package (JSON, CSV or XML, by extension) and print it as JSON.
+    InspectPackage { path: PathBuf },
+    /// Serve the HTTP API.
+    Serve(crate::serve::ServeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RequestCommand {
+    /// File a request and send the subject a verification code.
+    Create {
+        #[arg(long, value_enum)]
+        kind: Kind,
+        #[arg(long)]
+        user: String,
+        /// Where the verification code goes.
+        #[arg(long)]
+        email: String,
+        /// When the request arrived (RFC 3339 or YYYY-MM-DD); now by default.
+        #[arg(long)]
+        received_at: Option<String>,
+    },
+    /// Send a new code (the old one stops working).
+    SendCode {
+        request: String,
+    },
+    /// Check the code the subject gives back.
+    Verify {
+        request: String,
+        #[arg(long)]
+        code: String,
+    },
+    Status {
+        request: String,
+    },
+    List {
+        /// Only open requests past their deadline.
+        #[arg(long)]
+        overdue: bool,
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Extend the deadline by one or two months (Art. 12(3)), with the reason.
+    Extend {
+        request: String,
+        #[arg(long)]
+        months: i64,
+        #[arg(long)]
+        reason: String,
+    },
+    Reject {
+        request: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HoldCommand {
+    Add {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        category: String,
+        #[arg(long)]
+        reason: String,
+    },
+    Release {
+        id: i64,
+    },
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsentCommand {
+    Grant(ConsentArgs),
+    Withdraw(ConsentArgs),
+    /// Current choices, or the whole history.
+    Show {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        history: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConsentArgs {
+    #[arg(long)]
+    pub user: String,
+    #[arg(long, value_enum)]
+    pub purpose: Purpose,
+    /// The version of the notice the subject saw.
+    #[arg(long)]
+    pub notice_version: String,
+    /// How the choice was made (web-form, email, api, ...).
+    #[arg(long)]
+    pub method: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the whole chain and its checkpoints; names the first broken entry.
+    Verify,
+    /// Seal a checkpoint at the head.
+    Checkpoint,
+    /// Delete entries past the retention, keeping a checkpoint as the anchor.
+    Prune {
+        #[arg(long, default_value_t = audit::RETENTION_DAYS)]
+        retention_days: i64,
+    },
+    /// Ingest meshguard-state's audit stream.
+    Ingest,
+    /// Print entries (no personal data in them).
+    Show {
+        #[arg(long, default_value_t = 0)]
+        since: i64,
+    },
+}
+
+fn print(value: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let s = &cli.settings;
+    match cli.command {
+        Command::Keygen { path } => {
+            keys::Keys::generate(&path)?;
+            print(&json!({"key_file": path}))
+        }
+        Command::Serve(args) => crate::serve::main(s.clone(), args),
+        Command::Request(rc) => {
+            let mut core = Core::open(s)?;
+            match rc {
+                RequestCommand::Create {
+                    kind,
+                    user,
+                    email,
+                    received_at,
+                } => {
+                    let notifier = Notifier::from_settings(s)?;
+                    print(&requests::create(
+                        &mut core,
+                        &notifier,
+                        kind,
+                        &user,
+                        &email,
+                        received_at.as_deref(),
+                    )?)
+                }
+                RequestCommand::SendCode { request } => {
+                    let notifier = Notifier::from_settings(s)?;
+                    requests::send_code(&mut core, &notifier, &request)?;
+                    print(&requests::get(&core, &request)?)
+                }
+                RequestCommand::Verify { request, code } => {
+                    print(&requests::verify(&mut core, &request, &code)?)
+                }
+                RequestCommand::Status { request } => print(&requests::get(&core, &request)?),
+                RequestCommand::List { overdue, status } => {
+                    print(&requests::list(&core, overdue, status.as_deref())?)
+                }
+                RequestCommand::Extend {
+                    request,
+                    months,
+                    reason,
+                } => print(&requests::extend(&mut core, &request, months, &reason)?),
+                RequestCommand::Reject { request, reason } => {
+                    print(&requests::reject(&mut core, &request, &reason)?)
+                }
+            }
+        }
+        Command::Export { request, format } => {
+            let mut core = Core::open(s)?;
+            print(&export::run(&mut core, &request, format)?)
+        }
+        Command::Erase { request } => {
+            let mut core = Core::open(s)?;
+            print(&erase::run(&mut core, &request)?)
+        }
+        Command::Steps { request } => {
+            let core = Core::open(s)?;
+            requests::get(&core, &request)?;
+            print(&erase::steps(&core, &request)?)
+        }
+        Command::Hold(hc) => {
+            let mut core = Core::open(s)?;
+            match hc {
+                HoldCommand::Add {
+                    user,
+                    category,
+                    reason,
+                } => print(&holds::add(&mut core, &user, &category, &reason)?),
+                HoldCommand::Release { id } => print(&holds::release(&mut core, id)?),
+                HoldCommand::List { user } => print(&holds::list(&core, user.as_deref())?),
+            }
+        }
+        Command::Consent(cc) => {
+            let mut core = Core::open(s)?;
+            match cc {
+                ConsentCommand::Grant(a) => print(&consent::record(
+                    &mut core,
+                    &a.user,
+                    a.purpose,
+                    true,
+                    &a.notice_version,
+                    &a.method,
+                )?),
+                ConsentCommand::Withdraw(a) => print(&consent::record(
+                    &mut core,
+                    &a.user,
+                    a.purpose,
+                    false,
+                    &a.notice_version,
+                    &a.method,
+                )?),
+                ConsentCommand::Show { user, history } => {
+                    if history {
+                        print(&consent::history(&core, &user)?)
+                    } else {
+                        print(&consent::current(&core, &user)?)
+                    }
+                }
+            }
+        }
+        Command::Audit(ac) => {
+            let mut core = Core::open(s)?;
+            match ac {
+                AuditCommand::Verify => {
+                    let v = audit::verify(&core.conn, &core.keys)?;
+                    print(&v)?;
+                    match v.problems.first() {
+                        None => Ok(()),
+                        Some(first) => Err(Error::Conflict(format!("audit log broken: {first}"))),
+                    }
+                }
+                AuditCommand::Checkpoint => {
+                    print(&json!({"checkpoint": audit::checkpoint(&core.conn, &core.keys)?}))
+                }
+                AuditCommand::Prune { retention_days } => {
+                    if retention_days < 0 {
+                        return Err(Error::Invalid("retention_days must not be negative".into()));
+                    }
+                    print(&audit::prune(&mut core.conn, &core.keys, retention_days)?)
+                }
+                AuditCommand::Ingest => print(&json!({"ingested": ingest::run(&mut core)?})),
+                AuditCommand::Show { since } => print(&audit::entries(&core.conn, since)?),
+            }
+        }
+        Command::InspectPackage { path } => {
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            let format = Format::parse(ext)?;
+            let bytes = std::fs::read(&path)
+                .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+            print(&crate::formats::read(&bytes, format)?)
+        }
+        Command::PrunePackages => {
+            let core = Core::open(s)?;
+            print(&json!({"deleted": export::prune_packages(&core)?}))
+        }
+        Command::Sweep => {
+            let mut core = Core::open(s)?;
+            print(&erase::sweep(&mut core)?)
+        }
+        Command::Proof { user } => {
+            crate::core::check_user(&user)?;
+            let core = Core::open(s)?;
+            print(&erase::proofs_for(&core, &user)?)
+        }
+    }
+}

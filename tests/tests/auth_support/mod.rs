@@ -1,0 +1,342 @@
+//! Shared by the `auth_*` integration tests: keys generated per test run,
+//! tokens minted with `jsonwebtoken` (independent of the plugin's
+//! jwt-compact), the plugin configuration and an Envoy in front of an echo
+//! upstream.
+
+#![allow(dead_code)]
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use meshguard_harness::upstream::{Recorded, RecordingServer};
+use meshguard_harness::{Envoy, EnvoySpec, Plugin, Request, Response};
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use rsa::pkcs1::EncodeRsaPrivateKey;
+use rsa::traits::PublicKeyParts;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub const ISSUER: &str = "https://issuer.test";
+
+pub struct TestKeys {
+    pub hmac: Vec<u8>,
+    rsa_der: Vec<u8>,
+    pub rsa_n: Vec<u8>,
+    pub rsa_e: Vec<u8>,
+    ec_pkcs8: Vec<u8>,
+    /// Uncompressed point: 0x04 || x || y.
+    ec_public: Vec<u8>,
+    ed_pkcs8: Vec<u8>,
+    ed_public: Vec<u8>,
+}
+
+/// Fresh keys of every kind, generated once per test binary.
+pub fn keys() -> &'static TestKeys {
+    static KEYS: OnceLock<TestKeys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let rng = SystemRandom::new();
+        let mut hmac = vec![0u8; 32];
+        ring::rand::SecureRandom::fill(&rng, &mut hmac).unwrap();
+        let rsa = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+        let ec = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let ec_pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, ec.as_ref(), &rng).unwrap();
+        let ed = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let ed_pair = Ed25519KeyPair::from_pkcs8(ed.as_ref()).unwrap();
+        TestKeys {
+            hmac,
+            rsa_der: rsa.to_pkcs1_der().unwrap().as_bytes().to_vec(),
+            rsa_n: rsa.n().to_bytes_be(),
+            rsa_e: rsa.e().to_bytes_be(),
+            ec_public: ec_pair.public_key().as_ref().to_vec(),
+            ec_pkcs8: ec.as_ref().to_vec(),
+            ed_public: ed_pair.public_key().as_ref().to_vec(),
+            ed_pkcs8: ed.as_ref().to_vec(),
+        }
+    })
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn unb64(text: &str) -> Vec<u8> {
+    URL_SAFE_NO_PAD.decode(text).unwrap()
+}
+
+impl TestKeys {
+    /// The public JWKS: kids `hs` (HS256), `rsa` (RS256, PS256 by override),
+    /// `ec` (ES256), `ed` (EdDSA).
+    pub fn jwks(&self) -> Value {
+        json!({"keys": [
+            {"kty": "oct", "kid": "hs", "alg": "HS256", "k": b64(&self.hmac)},
+            self.rsa_jwk("rsa"),
+            {"kty": "EC", "kid": "ec", "crv": "P-256", "alg": "ES256",
+             "x": b64(&self.ec_public[1..33]), "y": b64(&self.ec_public[33..65])},
+            {"kty": "OKP", "kid": "ed", "crv": "Ed25519", "alg": "EdDSA", "x": b64(&self.ed_public)},
+        ]})
+    }
+
+    pub fn rsa_jwk(&self, kid: &str) -> Value {
+        json!({"kty": "RSA", "kid": kid, "n": b64(&self.rsa_n), "e": b64(&self.rsa_e)})
+    }
+
+    pub fn encoding_key(&self, alg: Algorithm) -> EncodingKey {
+        match alg {
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+                EncodingKey::from_secret(&self.hmac)
+            }
+            Algorithm::RS256 | Algorithm::PS256 => EncodingKey::from_rsa_der(&self.rsa_der),
+            Algorithm::ES256 => EncodingKey::from_ec_der(&self.ec_pkcs8),
+            Algorithm::EdDSA => EncodingKey::from_ed_der(&self.ed_pkcs8),
+            other => panic!("no test key for {other:?}"),
+        }
+    }
+}
+
+pub fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+pub fn fresh_jti() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "jti-{}-{}-{}",
+        std::process::id(),
+        now_s(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Standard claims for `sub`, issued 10 s ago, valid for 10 minutes.
+pub fn claims(sub: &str) -> Value {
+    let now = now_s();
+    json!({"iss": ISSUER, "sub": sub, "jti": fresh_jti(), "iat": now - 10, "exp": now + 600, "tier": "premium"})
+}
+
+/// A token signed with the test key for `alg`, header `kid`.
+pub fn mint(alg: Algorithm, kid: Option<&str>, claims: &Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_string);
+    jsonwebtoken::encode(&header, claims, &keys().encoding_key(alg)).unwrap()
+}
+
+/// The kid of the test key for `alg`.
+pub fn kid_for(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::HS256 => "hs",
+        Algorithm::RS256 | Algorithm::PS256 => "rsa",
+        Algorithm::ES256 => "ec",
+        Algorithm::EdDSA => "ed",
+        other => panic!("no test key for {other:?}"),
+    }
+}
+
+pub const ALGORITHMS: [Algorithm; 5] = [
+    Algorithm::HS256,
+    Algorithm::RS256,
+    Algorithm::PS256,
+    Algorithm::ES256,
+    Algorithm::EdDSA,
+];
+
+/// The other valid byte form of an ES256 token: `(r, s)` becomes `(r, n - s)`.
+pub fn malleate_es256(token: &str) -> String {
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63,
+        0x25, 0x51,
+    ];
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let mut sig = unb64(signature);
+    assert_eq!(sig.len(), 64);
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = i16::from(N[i]) - i16::from(sig[32 + i]) - borrow;
+        borrow = i16::from(d < 0);
+        sig[32 + i] = (d + 256 * borrow) as u8;
+    }
+    assert_eq!(borrow, 0);
+    format!("{signed}.{}", b64(&sig))
+}
+
+/// The plugin configuration of the tests: every test key, the issuer, and
+/// `extra` merged on top.
+pub fn config(extra: Value) -> Value {
+    let mut config = json!({
+        "issuers": [ISSUER],
+        "jwks": keys().jwks(),
+        "key_algorithms": {"rsa": ["RS256", "PS256"]},
+        "public_routes": ["/healthz", "/public/*"],
+        "required_scopes": [{"prefix": "/api/admin/", "scopes": ["admin"]}],
+    });
+    if let (Some(base), Value::Object(extra)) = (config.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    config
+}
+
+/// Envoy with the auth plugin in front of an echo upstream on `/api/` and `/public/`.
+pub struct Mesh {
+    pub echo: RecordingServer,
+    pub envoy: Envoy,
+}
+
+impl Mesh {
+    pub fn start(config: Value) -> Mesh {
+        Mesh::start_with(config, |spec| spec)
+    }
+
+    pub fn start_with(config: Value, more: impl FnOnce(EnvoySpec) -> EnvoySpec) -> Mesh {
+        let echo = RecordingServer::echo();
+        let spec = EnvoySpec::new()
+            .plugin(Plugin::new("auth", Some(config)))
+            .cluster("echo", echo.port)
+            .route("/api/", "echo")
+            .route("/public/", "echo");
+        let envoy = Envoy::start(more(spec));
+        Mesh { echo, envoy }
+    }
+
+    pub fn get_with(&self, path: &str, token: &str) -> Response {
+        self.envoy
+            .send(&Request::get(path).header("authorization", &format!("Bearer {token}")))
+    }
+
+    /// Sends the request, expects a 200, returns what the upstream received.
+    pub fn upstream_saw(&self, request: Request) -> Recorded {
+        let before = self.echo.requests().len();
+        let response = self.envoy.send(&request);
+        assert_eq!(response.status, 200, "{}", response.text());
+        let seen = self.echo.requests();
+        assert_eq!(seen.len(), before + 1, "the upstream saw the request");
+        seen.last().cloned().unwrap()
+    }
+
+    pub fn stat(&self, name: &str) -> u64 {
+        self.envoy.plugin_stat(&format!("auth.{name}"))
+    }
+}
+
+/// Asserts a 401 with an RFC 6750 challenge and the JSON reason.
+#[track_caller]
+pub fn assert_rejected(response: &Response, reason: &str) {
+    assert_eq!(
+        response.status,
+        401,
+        "want 401 {reason}: {}",
+        response.text()
+    );
+    let challenge = response.header("www-authenticate").unwrap_or_default();
+    assert!(challenge.starts_with("Bearer realm="), "{challenge}");
+    if reason != "missing_token" {
+        assert!(
+            challenge.contains("error=\"invalid_token\"")
+                && challenge.contains("error_description=\""),
+            "{challenge}"
+        );
+    }
+    let body = response.json();
+    assert_eq!(body["reason"], reason, "{body}");
+}
+
+/// Redis, meshguard-state, and a JSON client for its admin API.
+pub struct Stack {
+    pub redis: meshguard_harness::Redis,
+    pub service: meshguard_harness::state::StateService,
+    agent: ureq::Agent,
+}
+
+impl Stack {
+    pub fn start() -> Stack {
+        let redis = meshguard_harness::Redis::start();
+        let service = meshguard_harness::state::StateService::start(&redis);
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(10)))
+            .build()
+            .into();
+        Stack {
+            redis,
+            service,
+            agent,
+        }
+    }
+
+    /// An admin call; panics unless it answers 200.
+    pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.service.url());
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header(
+                "authorization",
+                format!("Bearer {}", self.service.admin_token),
+            )
+            .header("content-type", "application/json")
+            .body(body.map(|b| b.to_string()).unwrap_or_default())
+            .unwrap();
+        let mut response = self
+            .agent
+            .run(request)
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        assert_eq!(status, 200, "{method} {path}: {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// The plugin's `revocation` section pointing at this service.
+    pub fn revocation_config(&self, extra: Value) -> Value {
+        let mut config = json!({
+            "state": {"secret": self.service.plugin_secret, "timeout_ms": 1000},
+            "poll_interval_ms": 100,
+            "max_staleness_ms": 5000,
+        });
+        if let (Some(base), Value::Object(extra)) = (config.as_object_mut(), extra) {
+            base.extend(extra);
+        }
+        config
+    }
+
+    /// Envoy with the auth plugin syncing from this service, once it has synced.
+    pub fn mesh(&self, config: Value) -> Mesh {
+        let port = self.service.port;
+        let mesh = Mesh::start_with(config, |spec| spec.cluster("meshguard_state", port));
+        mesh.wait_for_sync();
+        mesh
+    }
+}
+
+impl Mesh {
+    /// Waits until the plugin has applied a feed page.
+    pub fn wait_for_sync(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while self.stat("feed_syncs") == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the plugin never synced the revocation feed:\n{}",
+                self.envoy.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `token` until the answer is not 200; returns it and how long that took.
+    pub fn until_refused(&self, token: &str) -> (Response, std::time::Duration) {
+        let start = std::time::Instant::now();
+        loop {
+            let response = self.get_with("/api/x", token);
+            if response.status != 200 || start.elapsed() > std::time::Duration::from_secs(10) {
+                return (response, start.elapsed());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The rate-limit plugin in `local` mode through a real Envoy: tiers, IETF
+//! headers, route costs, the global limit, shadow mode, identity, and costs
+//! known only after the response.
+
+mod ratelimit_support;
+
+use meshguard_harness::{Envoy, EnvoySpec, Plugin, Request};
+use ratelimit_support::{as_user, assert_limited, count, remaining, start, statuses, CostUpstream};
+use serde_json::json;
+
+#[test]
+fn free_users_eleventh_request_in_a_minute_is_refused_and_premium_differs() {
+    let upstream = CostUpstream::start();
+    let envoy = start(json!({}), upstream.port, None);
+
+    let alice = as_user("/api/data/rows", "alice", "free");
+    for i in 0..10 {
+        let response = envoy.send(&alice);
+        assert_eq!(response.status, 200, "request {i}: {}", response.text());
+        assert_eq!(
+            response.header("ratelimit-policy"),
+            Some(r#""minute";q=10;w=60, "hour";q=100;w=3600, "global";q=10000;w=1"#)
+        );
+        assert_eq!(remaining(&response, "minute"), Some(9 - i));
+        assert_eq!(remaining(&response, "hour"), Some(99 - i));
+    }
+    let refused = envoy.send(&alice);
+    let retry = assert_limited(&refused, "minute");
+    // One token comes back every 6 s.
+    assert!((1..=6).contains(&retry), "Retry-After {retry}");
+    assert_eq!(refused.json()["tier"], "free");
+    assert_eq!(
+        refused.header("ratelimit").map(|h| h.split(", ").count()),
+        Some(1),
+        "only the refusing bucket is listed"
+    );
+
+    let bob = as_user("/api/data/rows", "bob", "premium");
+    let got = statuses(&envoy, &bob, 51);
+    assert_eq!(count(&got[..50], 200), 50, "{got:?}");
+    assert_eq!(got[50], 429);
+    // A tier the plugin does not know counts as the default tier.
+    let carol = as_user("/api/data/rows", "carol", "platinum");
+    assert_eq!(count(&statuses(&envoy, &carol, 11), 429), 1);
+
+    assert_eq!(envoy.plugin_stat("ratelimit.free.allowed"), 20);
+    assert_eq!(envoy.plugin_stat("ratelimit.free.denied"), 2);
+    assert_eq!(envoy.plugin_stat("ratelimit.premium.allowed"), 50);
+    assert_eq!(envoy.plugin_stat("ratelimit.premium.denied"), 1);
+}
+
+#[test]
+fn route_cost_spends_several_tokens_and_the_global_limit_trips_across_users() {
+    let upstream = CostUpstream::start();
+    let config = json!({
+        "costs": [{"prefix": "/api/ml/", "cost": 4}],
+        "global": {"tokens": 12, "per_seconds": 60},
+    });
+    let envoy = start(config, upstream.port, None);
+
+    let ml = as_user("/api/ml/predict", "dana", "free");
+    let first = envoy.send(&ml);
+    assert_eq!(first.status, 200);
+    assert_eq!(remaining(&first, "minute"), Some(6));
+    assert_eq!(envoy.send(&ml).status, 200);
+    // 2 tokens left; the next ML call costs 4.
+    let refused = envoy.send(&ml);
+    assert_limited(&refused, "minute");
+    assert_eq!(refused.json()["cost"], 4);
+    // A cheap route still fits in the 2 left... until the global bucket (12 tokens) runs dry.
+    let cheap = as_user("/api/data/x", "dana", "free");
+    assert_eq!(envoy.send(&cheap).status, 200);
+
+    // 9 of 12 global tokens are spent: three users get one each, the fourth trips it.
+    for user in ["u1", "u2", "u3"] {
+        assert_eq!(
+            envoy.send(&as_user("/api/data/x", user, "premium")).status,
+            200
+        );
+    }
+    let refused = envoy.send(&as_user("/api/data/x", "u4", "premium"));
+    assert_limited(&refused, "global");
+    assert_eq!(refused.json()["limited_by"], json!(["global"]));
+}
+
+#[test]
+fn shadow_mode_never_denies_but_counts() {
+    let upstream = CostUpstream::start();
+    let envoy = start(json!({"shadow": true}), upstream.port, None);
+    let erin = as_user("/api/data/rows", "erin", "free");
+    let got = statuses(&envoy, &erin, 15);
+    assert_eq!(count(&got, 200), 15, "{got:?}");
+    assert_eq!(envoy.plugin_stat("ratelimit.free.allowed"), 10);
+    assert_eq!(envoy.plugin_stat("ratelimit.free.shadow_denied"), 5);
+    assert_eq!(envoy.plugin_stat("ratelimit.free.denied"), 0);
+}
+
+#[test]
+fn anonymous_requests_are_keyed_on_the_client_address() {
+    let upstream = CostUpstream::start();
+    let config = json!({
+        "identity": {"trust_auth_headers": false, "trusted_hops": 1},
+        "tiers": {"free": {"per_minute": 10, "per_hour": 100}, "anon": {"per_minute": 3, "per_hour": 10}},
+        "anonymous_tier": "anon",
+    });
+    let envoy = start(config, upstream.port, None);
+    // Identity headers a client sends itself are not trusted here: it stays anonymous.
+    let spoofed = as_user("/api/x", "admin", "admin");
+    let got = statuses(&envoy, &spoofed, 4);
+    assert_eq!(got, [200, 200, 200, 429]);
+    assert_eq!(envoy.send(&spoofed).json()["tier"], "anon");
+    // The trusted proxy's x-forwarded-for entry is the client: another bucket.
+    let forwarded = Request::get("/api/x").header("x-forwarded-for", "6.6.6.6, 198.51.100.7");
+    assert_eq!(statuses(&envoy, &forwarded, 3), [200, 200, 200]);
+    assert_eq!(envoy.send(&forwarded).status, 429);
+    // The client's own entry in front of it changes nothing.
+    let other = Request::get("/api/x").header("x-forwarded-for", "1.2.3.4, 198.51.100.7");
+    assert_eq!(envoy.send(&other).status, 429);
+    assert_eq!(envoy.plugin_stat("ratelimit.anon.denied"), 4);
+}
+
+#[test]
+fn real_cost_from_the_response_is_charged_after_it() {
+    let upstream = CostUpstream::start();
+    let config = json!({"response_cost_header": "x-meshguard-cost"});
+    let envoy = start(config, upstream.port, None);
+    // Charged 1 up front, 7 in truth: 6 more after the response.
+    let expensive = as_user("/api/ml/generate", "fay", "free").header("x-test-cost", "7");
+    let response = envoy.send(&expensive);
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.header("x-meshguard-cost"),
+        None,
+        "the cost header stays internal"
+    );
+    let cheap = as_user("/api/ml/generate", "fay", "free");
+    let response = envoy.send(&cheap);
+    assert_eq!(remaining(&response, "minute"), Some(2));
+    assert_eq!(statuses(&envoy, &cheap, 2), [200, 200]);
+    assert_limited(&envoy.send(&cheap), "minute");
+    assert_eq!(envoy.plugin_stat("ratelimit.cost_charged"), 6);
+}
+
+#[test]
+fn a_response_cheaper_than_charged_gives_the_difference_back() {
+    let upstream = CostUpstream::start();
+    let config = json!({"response_cost_header": "x-meshguard-cost", "costs": [{"prefix": "/api/ml/", "cost": 5}]});
+    let envoy = start(config, upstream.port, None);
+    let refunded = as_user("/api/ml/generate", "gus", "free").header("x-test-cost", "1");
+    for _ in 0..3 {
+        assert_eq!(envoy.send(&refunded).status, 200);
+    }
+    let response = envoy.send(&as_user("/api/data/x", "gus", "free"));
+    assert_eq!(remaining(&response, "minute"), Some(6));
+    assert_eq!(envoy.plugin_stat("ratelimit.cost_refunded"), 12);
+    let bogus = as_user("/api/data/x", "gus", "free").header("x-test-cost", "lots");
+    assert_eq!(envoy.send(&bogus).status, 200);
+    assert_eq!(envoy.plugin_stat("ratelimit.cost_header_invalid"), 1);
+}
+
+#[test]
+fn headers_can_be_turned_off() {
+    let upstream = CostUpstream::start();
+    let envoy = start(json!({"ratelimit_headers": false}), upstream.port, None);
+    let response = envoy.send(&as_user("/api/x", "hal", "free"));
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("ratelimit"), None);
+    assert_eq!(response.header("ratelimit-policy"), None);
+}
+
+#[test]
+fn malformed_configuration_is_refused_naming_the_field() {
+    let cases = [
+        (
+            r#"{"mode": "fast"}"#,
+            "field `mode`: unknown variant `fast`",
+        ),
+        (
+            r#"{"default_tier": "gold"}"#,
+            "field `default_tier`: is not one of `tiers`",
+        ),
+        (
+            r#"{"tiers": {"free": {"per_minute": 0, "per_hour": 5}}}"#,
+            "field `tiers.free`",
+        ),
+        (
+            r#"{"costs": [{"prefix": "/api/ml/", "cost": 0}]}"#,
+            "field `costs[0].cost`: must be from 1 to 1000000",
+        ),
+        (
+            r#"{"state": {"timeout_ms": 0}}"#,
+            "field `state.timeout_ms`",
+        ),
+        (r#"{"shadwo": true}"#, "unknown field `shadwo`"),
+        (r#"{"mode": "local""#, "invalid configuration"),
+    ];
+    for (config, expected) in cases {
+        let refused = Envoy::try_start(EnvoySpec::new().plugin(Plugin::raw("ratelimit", config)))
+            .err()
+            .unwrap_or_else(|| panic!("envoy accepted {config}"));
+        assert!(
+            refused.log.contains(expected),
+            "log for {config} lacks {expected:?}:\n{}",
+            refused.log
+        );
+    }
+}
+
+#[test]
+fn starts_with_defaults_without_configuration() {
+    let envoy = Envoy::start(EnvoySpec::new().plugin(Plugin::new("ratelimit", None)));
+    let got = statuses(&envoy, &Request::get("/healthz"), 11);
+    assert_eq!(
+        count(&got, 200),
+        10,
+        "anonymous: the free tier by peer address"
+    );
+    assert_eq!(got[10], 429);
+    assert_eq!(envoy.plugin_stat("ratelimit.free.denied"), 1);
+}

@@ -1,0 +1,425 @@
+//! The deployment files that cannot run here are still checked here:
+//! every Envoy config passes `envoy --mode validate` (which also runs each
+//! plugin's on_configure), envoy/compose/envoy.yaml is the current rendering
+//! of the one template, and envoy/istio/*.yaml match Istio's CRD schemas
+//! (read from ../shared/schemas/istio, never copied into the project).
+
+use meshguard_harness::envoy::{Host, Plugin, Resilience, Service};
+use meshguard_harness::paths::{self, built_plugins, envoy_binary, workspace_root};
+use meshguard_harness::python::SERVICES;
+use meshguard_harness::EnvoySpec;
+use serde::Deserialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The filter chain's order (ARCHITECTURE.md).
+const CHAIN: [&str; 4] = ["trace", "auth", "ratelimit", "flags"];
+/// Where the compose file mounts target/wasm32-wasip1/wasm.
+const COMPOSE_PLUGIN_DIR: &str = "/etc/meshguard/plugins/";
+/// Development values of the compose setup (docker-compose.yaml says to change them).
+const COMPOSE_PLUGIN_SECRET: &str = "compose-plugin-secret-change-me";
+const COMPOSE_DEV_JWT_KEY_B64URL: &str = "Y29tcG9zZS1kZXYtand0LWtleS1jaGFuZ2UtbWUtMzI";
+
+/// Runs `envoy --mode validate` on `yaml`; the error is Envoy's log.
+fn envoy_validate(yaml: &str) -> Result<(), String> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("envoy.yaml");
+    std::fs::write(&path, yaml).expect("write config");
+    let output = Command::new(envoy_binary())
+        .args(["--mode", "validate", "--disable-hot-restart", "-c"])
+        .arg(&path)
+        .output()
+        .expect("run envoy --mode validate");
+    let log = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    // Validate mode exits 0 on some failures; its "OK" line is the verdict.
+    if output.status.success() && log.contains("configuration '") && log.contains("' OK") {
+        Ok(())
+    } else {
+        Err(log)
+    }
+}
+
+#[track_caller]
+fn assert_valid(what: &str, yaml: &str) {
+    if let Err(log) = envoy_validate(yaml) {
+        panic!("{what} is not a valid Envoy config:\n{log}\n--- config ---\n{yaml}");
+    }
+}
+
+fn loopback_services() -> Vec<Service> {
+    SERVICES
+        .iter()
+        .map(|(name, ports)| Service::loopback(name, ports))
+        .collect()
+}
+
+#[test]
+fn every_rendering_of_the_template_passes_envoy_validate() {
+    assert_valid("the bare template", &EnvoySpec::new().render());
+
+    let mut full = EnvoySpec::new()
+        .cluster("meshguard_state", 7070)
+        .cluster("collector", 4318)
+        .envoy_tracing("collector")
+        .route("/echo/", "collector")
+        .resilience(Resilience {
+            outlier_interval: Some("0.5s".into()),
+            base_ejection_time: Some("2s".into()),
+            max_ejection_time: Some("10s".into()),
+            health_check_interval: Some("1s".into()),
+            upstream_idle_timeout: Some("0.5s".into()),
+            per_try_timeout: Some("0.25s".into()),
+            max_connections: Some(1),
+            max_pending_requests: Some(1),
+            max_requests: Some(1),
+        });
+    full.listen_address = Some("0.0.0.0".into());
+    for service in loopback_services() {
+        full = full.service(service);
+    }
+    assert_valid("the template with every option", &full.render());
+
+    // What scripts/up runs: every built plugin, in chain order, with the
+    // upstreams; plugins load without configuration (their defaults).
+    let mut local = EnvoySpec::new().cluster("meshguard_state", 7070);
+    for wasm in built_plugins() {
+        let name = plugin_name(&wasm);
+        local = local.plugin(Plugin {
+            name,
+            path: wasm,
+            config: None,
+        });
+    }
+    for service in loopback_services() {
+        local = local.service(service);
+    }
+    assert_valid("the template with every built plugin", &local.render());
+
+    // The check has teeth: a value Envoy refuses is reported.
+    let broken = full
+        .render()
+        .replace("max_ejection_percent: 50", "max_ejection_percent: 500");
+    assert!(
+        envoy_validate(&broken).is_err(),
+        "envoy accepted max_ejection_percent 500"
+    );
+}
+
+fn plugin_name(wasm: &Path) -> String {
+    wasm.file_stem()
+        .map(|s| {
+            s.to_string_lossy()
+                .trim_start_matches("meshguard_")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// The compose stack's Envoy: every plugin of the repository in chain order
+/// with its envoy/local configuration, the state service and the upstreams by
+/// their compose service names.
+fn compose_spec() -> EnvoySpec {
+    let mut spec = EnvoySpec::new();
+    spec.listener_port = 10000;
+    spec.admin_port = 9901;
+    spec.listen_address = Some("0.0.0.0".into());
+    spec = spec.cluster_at("meshguard_state", "meshguard-state", 7070);
+    for name in CHAIN {
+        if !workspace_root().join("plugins").join(name).is_dir() {
+            continue;
+        }
+        let config = std::fs::read_to_string(
+            workspace_root()
+                .join("envoy/local")
+                .join(format!("{name}.json")),
+        )
+        .ok()
+        .map(|c| {
+            c.replace("${PLUGIN_SECRET}", COMPOSE_PLUGIN_SECRET)
+                .replace("${DEV_JWT_KEY_B64URL}", COMPOSE_DEV_JWT_KEY_B64URL)
+        });
+        spec = spec.plugin(Plugin {
+            name: name.into(),
+            path: PathBuf::from(format!("{COMPOSE_PLUGIN_DIR}meshguard_{name}.wasm")),
+            config,
+        });
+    }
+    for (name, _) in SERVICES {
+        let hosts = (1..=2)
+            .map(|i| Host {
+                address: format!("{name}-{i}"),
+                port: 8000,
+            })
+            .collect();
+        spec = spec.service(Service::new(name, hosts));
+    }
+    spec
+}
+
+#[derive(Deserialize)]
+struct Compose {
+    services: std::collections::BTreeMap<String, Value>,
+}
+
+#[test]
+fn the_compose_envoy_config_is_the_current_rendering_and_valid() {
+    let path = workspace_root().join("envoy/compose/envoy.yaml");
+    let header = "# Generated from envoy/envoy.yaml.j2 by tests/tests/upstreams_deploy.rs; do not edit.\n\
+                  # MESHGUARD_BLESS=1 cargo test -p meshguard-harness --test upstreams_deploy regenerates it.\n";
+    let rendered = format!("{header}{}\n", compose_spec().render().trim_end());
+    if std::env::var_os("MESHGUARD_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("create envoy/compose");
+        std::fs::write(&path, &rendered).expect("write envoy/compose/envoy.yaml");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == rendered,
+        "{} is not the current rendering of the template (a plugin, its envoy/local \
+         config or the template changed): regenerate it with\n  \
+         MESHGUARD_BLESS=1 cargo test -p meshguard-harness --test upstreams_deploy",
+        path.display()
+    );
+
+    // Validate against the real artifacts where compose mounts them.
+    let wasm_dir = paths::plugin_wasm("trace")
+        .parent()
+        .map(|p| format!("{}/", p.display()))
+        .unwrap_or_default();
+    for name in CHAIN {
+        if committed.contains(&format!("{COMPOSE_PLUGIN_DIR}meshguard_{name}.wasm")) {
+            paths::plugin_wasm(name); // panics naming scripts/build when missing
+        }
+    }
+    assert_valid(
+        "envoy/compose/envoy.yaml",
+        &committed.replace(COMPOSE_PLUGIN_DIR, &wasm_dir),
+    );
+
+    // Every host Envoy names is a service of docker-compose.yaml.
+    let compose: Compose = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(workspace_root().join("envoy/docker-compose.yaml"))
+            .expect("read envoy/docker-compose.yaml"),
+    )
+    .expect("docker-compose.yaml is YAML");
+    let spec = compose_spec();
+    let hosts = spec
+        .services
+        .iter()
+        .flat_map(|s| s.hosts.iter().map(|h| h.address.clone()))
+        .chain(spec.clusters.iter().filter_map(|c| c.address.clone()));
+    for host in hosts {
+        assert!(
+            compose.services.contains_key(&host),
+            "docker-compose.yaml has no service {host}"
+        );
+    }
+    for (name, _) in SERVICES {
+        for i in 1..=2 {
+            let command = &compose.services[&format!("{name}-{i}")]["command"];
+            assert_eq!(command[0], name, "{name}-{i} runs {name}");
+        }
+    }
+}
+
+/// Istio's CRD schemas, or `None` (with a note) where the folder is absent.
+fn istio_schemas() -> Option<Vec<Value>> {
+    let dir = workspace_root().join("../shared/schemas/istio");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!(
+            "SKIPPED: {} is absent; the Istio manifests were not checked against the CRD schemas",
+            dir.display()
+        );
+        return None;
+    };
+    let mut crds = Vec::new();
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).expect("read CRD");
+            crds.push(
+                serde_yaml_ng::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+            );
+        }
+    }
+    Some(crds)
+}
+
+/// The openAPIV3Schema of the CRD serving `apiVersion` + `kind`.
+fn schema_for<'a>(crds: &'a [Value], api_version: &str, kind: &str) -> Option<&'a Value> {
+    let (group, version) = api_version.split_once('/')?;
+    let crd = crds
+        .iter()
+        .find(|crd| crd["spec"]["group"] == group && crd["spec"]["names"]["kind"] == kind)?;
+    crd["spec"]["versions"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == version && v["served"] == true)
+        .map(|v| &v["schema"]["openAPIV3Schema"])
+}
+
+fn schema_errors(crds: &[Value], doc: &Value) -> Vec<String> {
+    let api_version = doc["apiVersion"].as_str().unwrap_or_default();
+    let kind = doc["kind"].as_str().unwrap_or_default();
+    let Some(schema) = schema_for(crds, api_version, kind) else {
+        return vec![format!("no served CRD schema for {api_version} {kind}")];
+    };
+    let validator = jsonschema::validator_for(schema)
+        .unwrap_or_else(|e| panic!("schema of {api_version} {kind}: {e}"));
+    let name = &doc["metadata"]["name"];
+    let mut errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{api_version} {kind} {name}: {e} at {}", e.instance_path()))
+        .collect();
+    if let Some(spec) = doc.get("spec") {
+        unknown_fields(&schema["properties"]["spec"], spec, "/spec", &mut errors);
+    }
+    errors
+        .iter_mut()
+        .filter(|e| !e.starts_with(api_version))
+        .for_each(|e| *e = format!("{api_version} {kind} {name}: {e}"));
+    errors
+}
+
+/// Fields the schema does not know. The API server prunes them silently (a
+/// typo would just vanish), so they are errors here. The CEL rules
+/// (x-kubernetes-validations, e.g. duration bounds) are not evaluated.
+fn unknown_fields(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
+    if schema["x-kubernetes-preserve-unknown-fields"] == true {
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            let properties = schema["properties"].as_object();
+            for (key, child) in map {
+                let child_schema = match properties.and_then(|p| p.get(key)) {
+                    Some(s) => s,
+                    None if schema["additionalProperties"].is_object() => {
+                        &schema["additionalProperties"]
+                    }
+                    None => {
+                        errors.push(format!("unknown field {path}/{key}"));
+                        continue;
+                    }
+                };
+                unknown_fields(child_schema, child, &format!("{path}/{key}"), errors);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                unknown_fields(&schema["items"], item, &format!("{path}/{i}"), errors);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn istio_documents() -> Vec<(PathBuf, Value)> {
+    let dir = workspace_root().join("envoy/istio");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("read envoy/istio")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut docs = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read manifest");
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let value =
+                Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            if !value.is_null() {
+                docs.push((file.clone(), value));
+            }
+        }
+    }
+    docs
+}
+
+#[test]
+fn the_istio_manifests_match_istios_crd_schemas() {
+    let Some(crds) = istio_schemas() else {
+        return;
+    };
+    let docs = istio_documents();
+    let kinds: Vec<&str> = docs
+        .iter()
+        .filter_map(|(_, d)| d["kind"].as_str())
+        .collect();
+    for kind in ["WasmPlugin", "DestinationRule", "ServiceEntry"] {
+        assert!(kinds.contains(&kind), "envoy/istio has no {kind}");
+    }
+    let errors: Vec<String> = docs
+        .iter()
+        .flat_map(|(file, doc)| {
+            schema_errors(&crds, doc)
+                .into_iter()
+                .map(move |e| format!("{}: {e}", file.display()))
+        })
+        .collect();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+
+    // One WasmPlugin per plugin of the repository, in the chain's order.
+    let order = |doc: &Value| {
+        let phase = match doc["spec"]["phase"].as_str() {
+            Some("AUTHN") => 0,
+            Some("AUTHZ") => 1,
+            Some("STATS") => 2,
+            _ => 3,
+        };
+        (phase, -doc["spec"]["priority"].as_i64().unwrap_or(0))
+    };
+    let mut plugins: Vec<&Value> = docs
+        .iter()
+        .map(|(_, d)| d)
+        .filter(|d| d["kind"] == "WasmPlugin")
+        .collect();
+    plugins.sort_by_key(|d| order(d));
+    let names: Vec<String> = plugins
+        .iter()
+        .map(|d| {
+            d["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_start_matches("meshguard-")
+                .to_string()
+        })
+        .collect();
+    let expected: Vec<&str> = CHAIN
+        .into_iter()
+        .filter(|n| workspace_root().join("plugins").join(n).is_dir())
+        .collect();
+    assert_eq!(names, expected);
+
+    // The check has teeth: values outside the schema are reported.
+    let (_, wasm_plugin) = docs
+        .iter()
+        .find(|(_, d)| d["kind"] == "WasmPlugin")
+        .expect("a WasmPlugin");
+    let mut bad = wasm_plugin.clone();
+    bad["spec"]["phase"] = "BEFORE_EVERYTHING".into();
+    bad["spec"]["priority"] = "high".into();
+    assert_eq!(
+        schema_errors(&crds, &bad).len(),
+        2,
+        "{:?}",
+        schema_errors(&crds, &bad)
+    );
+    let (_, rule) = docs
+        .iter()
+        .find(|(_, d)| d["kind"] == "DestinationRule")
+        .expect("a DestinationRule");
+    let mut bad = rule.clone();
+    bad["spec"]["trafficPolicy"]["outlierDetection"]["maxEjectionPercent"] = "half".into();
+    bad["spec"]["trafficPolicy"]["outlierDetection"]["consecutiveGatewayErrorz"] = 3.into();
+    let errors = schema_errors(&crds, &bad);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[1].contains(
+            "unknown field /spec/trafficPolicy/outlierDetection/consecutiveGatewayErrorz"
+        ),
+        "{errors:?}"
+    );
+}

@@ -46,6 +46,19 @@ fn enabled_default() -> bool {
     true
 }
 
+/// The request attributes a targeting rule can test.
+pub fn is_rule_attribute(name: &str) -> bool {
+    match name {
+        "sub" | "tier" | "group" | "path" => true,
+        _ => name.strip_prefix("header:").is_some_and(|header| {
+            !header.is_empty()
+                && header
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        }),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WeightedVariant {
@@ -139,8 +152,11 @@ impl FlagDefinition {
         }
         for (i, rule) in self.rules.iter().enumerate() {
             let at = format!("rules[{i}]");
-            if rule.attribute.is_empty() {
-                return err(format!("{at}.attribute"), "must not be empty");
+            if !is_rule_attribute(&rule.attribute) {
+                return err(
+                    format!("{at}.attribute"),
+                    "must be sub, tier, group, path or header:<lowercase header name>",
+                );
             }
             if rule.values.is_empty() {
                 return err(format!("{at}.values"), "at least one value is required");
@@ -269,6 +285,10 @@ mod tests {
             (
                 "rules",
                 json!([{"attribute": "tier", "op": "in", "values": ["a"], "variant": "x"}]),
+            ),
+            (
+                "rules",
+                json!([{"attribute": "country", "op": "in", "values": ["de"], "variant": "on"}]),
             ),
         ];
         for (field, value) in cases {

@@ -67,13 +67,6 @@ fn variants() -> Vec<Variant> {
         .iter()
         .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .collect();
-    if built.iter().any(|n| n == "meshguard_noop") {
-        variants.push(Variant {
-            name: "noop".into(),
-            plugins: vec![Plugin::new("noop", None)],
-            headers: vec![],
-        });
-    }
     if built.iter().any(|n| n == "meshguard_trace") {
         variants.push(Variant {
             name: "trace".into(),

@@ -5,6 +5,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use meshguard_harness::envoy::{Envoy, EnvoySpec, Plugin};
+use meshguard_harness::http::Request;
 use meshguard_harness::paths::{built_plugins, workspace_root};
 use meshguard_harness::redis::Redis;
 use meshguard_harness::state::{StateOptions, StateService};
@@ -56,6 +57,8 @@ fn main() {
             ..StateOptions::default()
         },
     );
+
+    load_seed_flags(&state);
 
     let mut spec = EnvoySpec::new();
     spec.listener_port = LISTENER_PORT;
@@ -128,6 +131,27 @@ fn main() {
         }
     }
     println!("Stopping Meshguard…");
+}
+
+/// Imports `flags/default.json` (the seed's eight flags) into meshguard-state,
+/// so the flags plugin picks them up on its next snapshot.
+fn load_seed_flags(state: &StateService) {
+    let Ok(body) = std::fs::read(workspace_root().join("flags/default.json")) else {
+        return;
+    };
+    let response = Request::post("/v1/flags/import", body)
+        .header("authorization", &format!("Bearer {}", state.admin_token))
+        .header("content-type", "application/json")
+        .send(state.port);
+    match response {
+        Ok(r) if r.status == 200 => println!("Seed flags loaded from flags/default.json."),
+        Ok(r) => eprintln!(
+            "Loading flags/default.json failed: {} {}",
+            r.status,
+            r.text()
+        ),
+        Err(e) => eprintln!("Loading flags/default.json failed: {e}"),
+    }
 }
 
 fn running_pid(pid_file: &Path) -> Option<u32> {

@@ -122,6 +122,9 @@ pub struct EnvoySpec {
     pub listen_address: Option<String>,
     pub services: Vec<Service>,
     pub resilience: Resilience,
+    /// Envoy's own HTTP filters (YAML list items starting `- name:`), placed
+    /// before the Meshguard filters; the benchmarks' native reference.
+    pub native_filters: Vec<String>,
     #[serde(skip)]
     pub concurrency: u32,
 }

@@ -81,15 +81,39 @@ pub enum FlagsCommand {
     Get { key: Option<String> },
     /// Create or replace a flag from a JSON definition (a file, or - for stdin).
     Set { key: String, file: PathBuf },
-    /// Write several flags from a JSON file `{"flags": [...]}` or `[...]`.
+    /// Write several flags from a JSON file `{"flags": [...]}` or `[...]`,
+    /// or from an OpenFeature flagd flag-definition file with `--flagd`.
     Import {
         file: PathBuf,
         /// Delete the flags the file does not list.
         #[arg(long)]
         replace: bool,
+        /// The file is flagd JSON; unsupported parts are refused by name.
+        #[arg(long)]
+        flagd: bool,
+        /// Maps a flagd context variable to a Meshguard attribute, e.g.
+        /// `--var email=header:x-user-email` (targetingKey is `sub`).
+        #[arg(long = "var", value_name = "VARIABLE=ATTRIBUTE")]
+        vars: Vec<String>,
     },
     /// Delete a flag.
     Delete { key: String },
+}
+
+/// Converts a flagd document into Meshguard flag definitions (JSON).
+fn flagd_flags(document: &Value, vars: &[String]) -> Result<Value, String> {
+    let mut options = meshguard_policy::flags::ImportOptions::default();
+    for var in vars {
+        let (variable, attribute) = var
+            .split_once('=')
+            .ok_or_else(|| format!("--var {var}: expected VARIABLE=ATTRIBUTE"))?;
+        options
+            .attributes
+            .insert(variable.to_string(), attribute.to_string());
+    }
+    let flags = meshguard_policy::flags::import_flagd(document, &options)
+        .map_err(|e| format!("flagd import: {e}"))?;
+    serde_json::to_value(flags).map_err(|e| e.to_string())
 }
 
 fn read_json(file: &PathBuf) -> Result<Value, String> {
@@ -227,10 +251,19 @@ fn execute(client: &Client, command: Command) -> Result<Value, String> {
         Command::Flags(FlagsCommand::Delete { key }) => {
             client.call("DELETE", &format!("/v1/flags/{}", segment(&key)), None)
         }
-        Command::Flags(FlagsCommand::Import { file, replace }) => {
-            let flags = match read_json(&file)? {
-                Value::Object(mut o) => o.remove("flags").unwrap_or(Value::Null),
-                other => other,
+        Command::Flags(FlagsCommand::Import {
+            file,
+            replace,
+            flagd,
+            vars,
+        }) => {
+            let flags = if flagd {
+                flagd_flags(&read_json(&file)?, &vars)?
+            } else {
+                match read_json(&file)? {
+                    Value::Object(mut o) => o.remove("flags").unwrap_or(Value::Null),
+                    other => other,
+                }
             };
             client.call(
                 "POST",
@@ -288,5 +321,26 @@ mod tests {
             cli.command,
             Command::Sessions(SessionsCommand::End { .. })
         ));
+    }
+
+    #[test]
+    fn flagd_documents_convert_and_unsupported_parts_are_named() {
+        let document = serde_json::json!({"flags": {"checkout": {
+            "state": "ENABLED",
+            "variants": {"a": "a", "b": "b"},
+            "defaultVariant": "a",
+            "targeting": {"fractional": [["a", 50], ["b", 50]]}
+        }}});
+        let flags = flagd_flags(&document, &[]).unwrap();
+        assert_eq!(flags[0]["key"], "checkout");
+        assert_eq!(flags[0]["weights"][1]["variant"], "b");
+
+        let unsupported = serde_json::json!({"flags": {"f": {
+            "state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "a",
+            "targeting": {"and": [true, true]}
+        }}});
+        let err = flagd_flags(&unsupported, &[]).unwrap_err();
+        assert!(err.contains("flags.f.targeting"), "{err}");
+        assert!(flagd_flags(&document, &["novalue".into()]).is_err());
     }
 }

@@ -91,3 +91,79 @@ fn the_artifact_imports_only_what_envoy_provides() {
         .collect();
     assert!(foreign.is_empty(), "imports {foreign:?}");
 }
+
+/// `envoy/local/auth.json` as `scripts/up` loads it: against a real
+/// meshguard-state, a token from `meshguard-state token mint` with the dev
+/// key passes, and revoking its user through the CLI's API takes effect.
+#[test]
+fn the_local_configuration_accepts_dev_tokens_and_revocations() {
+    use base64::Engine;
+    let stack = Stack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("dev-jwt-key");
+    let dev_key = "local-dev-key-0123456789abcdef-0123456789";
+    std::fs::write(&key_file, dev_key).unwrap();
+    let local = std::fs::read_to_string(
+        meshguard_harness::paths::workspace_root().join("envoy/local/auth.json"),
+    )
+    .unwrap()
+    .replace("${PLUGIN_SECRET}", &stack.service.plugin_secret)
+    .replace(
+        "${DEV_JWT_KEY_B64URL}",
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(dev_key),
+    );
+    let config: serde_json::Value = serde_json::from_str(&local).unwrap();
+    let mint = |sub: &str| {
+        let out =
+            std::process::Command::new(meshguard_harness::paths::service_binary("meshguard-state"))
+                .args([
+                    "token", "mint", "--sub", sub, "--tier", "premium", "--sid", "s-1",
+                ])
+                .arg("--key-file")
+                .arg(&key_file)
+                .output()
+                .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let token = mint("alice");
+    let mesh = stack.mesh_probing(config, &mint("probe"));
+    let seen = mesh.upstream_saw(
+        meshguard_harness::Request::get("/api/ml/x")
+            .header("authorization", &format!("Bearer {token}")),
+    );
+    assert_eq!(seen.headers_named("x-auth-sub"), vec!["alice"]);
+    assert_eq!(seen.headers_named("x-auth-tier"), vec!["premium"]);
+    assert_eq!(seen.headers_named("x-auth-session"), vec!["s-1"]);
+    // A token of an unknown issuer or signed with another key is refused.
+    assert_rejected(
+        &mesh.get_with(
+            "/api/x",
+            &mint_hs("alice", b"another-key-0123456789abcdef-0123"),
+        ),
+        "bad_signature",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    stack.admin(
+        "POST",
+        "/v1/revocations/user",
+        Some(json!({"sub": "alice"})),
+    );
+    let (response, _) = mesh.until_refused(&token);
+    assert_rejected(&response, "revoked_user");
+}
+
+fn mint_hs(sub: &str, key: &[u8]) -> String {
+    let mut c = claims(sub);
+    c["iss"] = json!("meshguard-dev");
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &c,
+        &jsonwebtoken::EncodingKey::from_secret(key),
+    )
+    .unwrap()
+}

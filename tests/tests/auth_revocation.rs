@@ -166,5 +166,12 @@ fn a_stale_feed_fails_closed() {
     }
     assert!(mesh.stat("feed_lag_ms") >= 1000);
     // Public routes are unaffected.
-    assert_eq!(mesh.envoy.get("/healthz").status, 200);
+    let health = mesh.envoy.get("/healthz");
+    assert_eq!(
+        health.status,
+        200,
+        "{}\n{}",
+        health.text(),
+        mesh.envoy.log()
+    );
 }

@@ -218,3 +218,92 @@ fn starts_with_defaults_without_configuration() {
     assert_eq!(got[10], 429);
     assert_eq!(envoy.plugin_stat("ratelimit.free.denied"), 1);
 }
+
+/// Header values of the kinds an HTTP/1 parser lets through: visible ASCII,
+/// spaces, tabs, obs-text; some very long.
+fn odd_values(n: usize) -> Vec<Vec<u8>> {
+    let mut state: u64 = 0x9e37_79b9;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let alphabet: Vec<u8> = (0x20..0x7f).chain(0x80..=0xff).chain([b'\t']).collect();
+    (0..n)
+        .map(|i| {
+            let len = if i % 7 == 0 {
+                3000
+            } else {
+                (next() % 80) as usize
+            };
+            (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn odd_identity_bytes_get_valid_responses_and_never_kill_the_vm() {
+    let upstream = CostUpstream::start();
+    let config =
+        json!({"identity": {"trusted_hops": 2}, "response_cost_header": "x-meshguard-cost"});
+    let envoy = start(config, upstream.port, None);
+    // Envoy answers /healthz itself: only the plugin sees these bytes.
+    for (i, value) in odd_values(300).iter().enumerate() {
+        let name = ["x-auth-sub", "x-auth-tier", "x-forwarded-for"][i % 3];
+        let request = Request::get("/healthz")
+            .header_bytes(name, value)
+            .header_bytes("x-forwarded-for", value);
+        let response = envoy.send(&request);
+        assert!(
+            [200, 400, 429].contains(&response.status),
+            "status {} for {name}: {value:?}",
+            response.status
+        );
+    }
+    // Cost headers from the upstream that are not a token count.
+    for cost in ["-5", "1e9", "99999999999999999999", "1000001", "x", " "] {
+        let request = as_user("/api/data/x", "odd-costs", "premium").header("x-test-cost", cost);
+        assert_eq!(envoy.send(&request).status, 200, "cost {cost:?}");
+    }
+    assert_eq!(envoy.plugin_stat("ratelimit.cost_header_invalid"), 6);
+    let response = envoy.send(&as_user("/api/data/x", "still-alive", "free"));
+    assert_eq!(response.status, 200);
+    assert!(response.header("ratelimit").is_some(), "the VM is alive");
+    let reloads: u64 = envoy
+        .stats()
+        .iter()
+        .filter(|(k, _)| k.starts_with("wasm.") && k.contains("vm_reload"))
+        .map(|(_, v)| *v)
+        .sum();
+    assert_eq!(reloads, 0);
+    assert!(!envoy.log().contains("panicked"), "{}", envoy.log());
+}
+
+/// With two workers, shared buckets hold one limit per Envoy; per-worker
+/// buckets (`local_buckets: worker`) one per worker.
+#[test]
+fn shared_buckets_limit_per_envoy_across_workers() {
+    let upstream = CostUpstream::start();
+    let mut spec = ratelimit_support::spec(json!({}), upstream.port, None);
+    spec.concurrency = 2;
+    let envoy = Envoy::start(spec);
+    let users: Vec<Request> = (0..4)
+        .map(|i| as_user("/api/data/x", &format!("w{i}"), "free"))
+        .collect();
+    // Many fresh connections: the kernel spreads them over both workers.
+    let admitted: usize = std::thread::scope(|scope| {
+        let clients: Vec<_> = users
+            .iter()
+            .map(|user| {
+                let envoy = &envoy;
+                scope.spawn(move || count(&statuses(envoy, user, 15), 200))
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).sum()
+    });
+    assert_eq!(admitted, 40, "10 per user per Envoy");
+    assert_eq!(envoy.plugin_stat("ratelimit.free.denied"), 20);
+}

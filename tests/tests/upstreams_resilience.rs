@@ -199,6 +199,10 @@ fn a_slow_host_is_cut_off_by_the_per_try_timeout_and_ejected() {
         );
     }
     assert!(mesh.stat("cluster.data.upstream_rq_per_try_timeout") >= 1);
+    // Timeouts count as gateway failures: 3 in a row eject the slow host.
+    assert!(mesh
+        .health_flags("data", slow.port)
+        .contains("failed_outlier_check"));
 }
 
 #[test]

@@ -61,6 +61,8 @@ class FaultSwitch:
             raise ValueError("status must be an HTTP status code")
         if not isinstance(fault.delay_ms, int) or not 0 <= fault.delay_ms <= 600_000:
             raise ValueError("delay_ms must be 0..600000")
+        if not isinstance(fault.include_healthz, bool):
+            raise ValueError("include_healthz must be true or false")
         with self._lock:
             self._fault = fault
         return fault

@@ -14,7 +14,7 @@ pub struct ActivityBuffer {
 }
 
 impl ActivityBuffer {
-    /// Records the latest activity of a session; false when the buffer is full.
+    /// Records activity of a session; false when the buffer is full.
     pub fn record(
         &mut self,
         user: &str,
@@ -26,15 +26,20 @@ impl ActivityBuffer {
         if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&key) {
             return false;
         }
-        self.pending.insert(
-            key,
-            SessionActivity {
-                user: user.to_string(),
-                session_id: session_id.to_string(),
-                ip,
-                geo,
-            },
-        );
+        // The latest address wins; a location is kept until a newer one
+        // arrives, so a request without geo headers does not hide one with.
+        let entry = self.pending.entry(key).or_insert_with(|| SessionActivity {
+            user: user.to_string(),
+            session_id: session_id.to_string(),
+            ip: None,
+            geo: None,
+        });
+        if ip.is_some() {
+            entry.ip = ip;
+        }
+        if geo.is_some() {
+            entry.geo = geo;
+        }
         true
     }
 
@@ -78,7 +83,13 @@ mod tests {
     fn latest_report_per_session_in_bounded_batches() {
         let mut buffer = ActivityBuffer::default();
         buffer.record("u", "s1", Some("1.1.1.1".into()), None);
-        buffer.record("u", "s1", Some("2.2.2.2".into()), None);
+        buffer.record(
+            "u",
+            "s1",
+            Some("2.2.2.2".into()),
+            Some(Geo { lat: 1.0, lon: 2.0 }),
+        );
+        buffer.record("u", "s1", None, None);
         buffer.record("u", "s2", None, None);
         assert_eq!(buffer.len(), 2);
         let first = buffer.take(1);
@@ -88,6 +99,7 @@ mod tests {
         let all: Vec<_> = first.into_iter().chain(rest).collect();
         let s1 = all.iter().find(|a| a.session_id == "s1").unwrap();
         assert_eq!(s1.ip.as_deref(), Some("2.2.2.2"));
+        assert_eq!(s1.geo, Some(Geo { lat: 1.0, lon: 2.0 }));
         assert_eq!(buffer.len(), 0);
     }
 

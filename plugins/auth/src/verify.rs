@@ -185,6 +185,13 @@ fn check_claims(
         .map(|s| s.split_ascii_whitespace().map(str::to_string).collect())
         .unwrap_or_default();
     scopes.extend(string_list(custom, "scp")?);
+    // Scopes travel in `x-auth-scopes`: no control characters, no spaces inside one.
+    if scopes
+        .iter()
+        .any(|s| s.is_empty() || s.chars().any(|c| c.is_control() || c == ' '))
+    {
+        return Err(Reject::Claim(ClaimError::BadIdentity("scope")));
+    }
 
     Ok(Verified {
         sub: sub.to_string(),
@@ -276,6 +283,13 @@ mod tests {
             ),
             (
                 mint(json!({"iss": "iss", "sub": "a\nb"}), Some(NOW + 60)),
+                "bad_identity",
+            ),
+            (
+                mint(
+                    json!({"iss": "iss", "sub": "a", "scp": ["ok", "a\u{7f}"]}),
+                    Some(NOW + 60),
+                ),
                 "bad_identity",
             ),
             (

@@ -21,10 +21,23 @@ pub enum Mode {
     Hybrid,
 }
 
+/// Where the local buckets (`local` mode and the fallback) live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalBuckets {
+    /// In proxy-wasm shared data: one set per Envoy, across its workers.
+    Shared,
+    /// In each worker: no coordination, a limit per worker.
+    Worker,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
     pub mode: Mode,
+    pub local_buckets: LocalBuckets,
+    /// Shared-data slots keys hash into (`local_buckets: shared`).
+    pub shared_slots: u64,
     /// The tier of a subject whose tier header is absent or unknown.
     pub default_tier: String,
     /// The tier of requests without a subject (limited by client address);
@@ -47,7 +60,7 @@ pub struct RateLimitConfig {
     /// back to the local buckets.
     pub fail_closed: bool,
     pub state: StateClientConfig,
-    /// Keys each worker keeps buckets for (local mode and fallback).
+    /// Keys each worker keeps buckets for (`local_buckets: worker`).
     pub max_keys: usize,
     pub hybrid: HybridConfig,
 }
@@ -61,6 +74,8 @@ impl Default for RateLimitConfig {
         };
         RateLimitConfig {
             mode: Mode::Local,
+            local_buckets: LocalBuckets::Shared,
+            shared_slots: 65_536,
             default_tier: "free".into(),
             anonymous_tier: None,
             tiers: BTreeMap::from([
@@ -252,6 +267,12 @@ impl Validate for RateLimitConfig {
                 ));
             }
         }
+        if !(1..=16_777_216).contains(&self.shared_slots) {
+            return Err(ConfigError::new(
+                "shared_slots",
+                "must be from 1 to 16777216",
+            ));
+        }
         if self.max_keys == 0 {
             return Err(ConfigError::new("max_keys", "must be at least 1"));
         }
@@ -315,8 +336,19 @@ mod tests {
     }
 
     #[test]
+    fn the_local_mesh_configuration_loads() {
+        let raw = include_str!("../../../envoy/local/ratelimit.json")
+            .replace("${PLUGIN_SECRET}", "a-plugin-secret-of-some-length");
+        let config: RateLimitConfig = load(Some(raw.as_bytes())).unwrap();
+        assert_eq!(config.mode, Mode::Exact);
+        assert_eq!(config.costs[0].cost, 5);
+    }
+
+    #[test]
     fn bad_fields_are_named() {
-        let cases: [(&[u8], &str); 12] = [
+        let cases: [(&[u8], &str); 14] = [
+            (br#"{"local_buckets": "node"}"#, "local_buckets"),
+            (br#"{"shared_slots": 0}"#, "shared_slots"),
             (br#"{"mode": "fast"}"#, "mode"),
             (br#"{"default_tier": "gold"}"#, "default_tier"),
             (br#"{"anonymous_tier": "gold"}"#, "anonymous_tier"),

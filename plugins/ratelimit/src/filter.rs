@@ -105,13 +105,14 @@ impl RateLimitFilter {
     }
 
     fn decide_locally(&mut self, rt: &Runtime, tier: &Tier, key: &str) -> Action {
-        let verdict = rt.limiter.borrow_mut().check(
-            key,
-            &tier.buckets,
-            rt.global.as_ref(),
-            now_us(),
-            self.cost,
-        );
+        let (buckets, global, now) = (&tier.buckets, rt.global.as_ref(), now_us());
+        let verdict = match &rt.shared {
+            Some(shared) => shared.check(key, buckets, global, now, self.cost),
+            None => rt
+                .limiter
+                .borrow_mut()
+                .check(key, buckets, global, now, self.cost),
+        };
         rt.stats.keys_evicted.add(verdict.evicted as u64);
         self.conclude(rt, tier, Source::Local, verdict.buckets, !verdict.allowed)
     }
@@ -255,13 +256,14 @@ impl RateLimitFilter {
         };
         let applied = match passed.source {
             Source::Local => {
-                rt.limiter.borrow_mut().charge(
-                    &identity.key,
-                    &tier.buckets,
-                    rt.global.as_ref(),
-                    now_us(),
-                    delta,
-                );
+                let (key, global, now) = (&identity.key, rt.global.as_ref(), now_us());
+                match &rt.shared {
+                    Some(shared) => shared.charge(key, &tier.buckets, global, now, delta),
+                    None => rt
+                        .limiter
+                        .borrow_mut()
+                        .charge(key, &tier.buckets, global, now, delta),
+                }
                 true
             }
             // The service takes no refunds outside leases.
@@ -321,8 +323,8 @@ impl HttpContext for RateLimitFilter {
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
             .unwrap_or("/");
         self.cost = rt.costs.of(path);
-        let peer = host::property(vec!["source", "address"]);
-        let peer = peer.as_deref().and_then(|p| std::str::from_utf8(p).ok());
+        let peer =
+            || host::property(vec!["source", "address"]).and_then(|p| String::from_utf8(p).ok());
         let identity = identify(&rt.config, &headers, peer);
         self.identity = Some(identity.clone());
         let Some(tier) = rt.tier(&identity.tier) else {

@@ -13,10 +13,11 @@ pub struct Identity {
 /// The request's identity: the subject and tier set by the auth plugin when
 /// trusted and present, else the client address under the anonymous tier.
 /// A tier the configuration does not know falls back to `default_tier`.
+/// `peer` (the downstream address) is asked for only when needed.
 pub fn identify(
     config: &RateLimitConfig,
     headers: &[(String, Vec<u8>)],
-    peer: Option<&str>,
+    peer: impl FnOnce() -> Option<String>,
 ) -> Identity {
     let id = &config.identity;
     let text = |name: &str| {
@@ -43,7 +44,8 @@ pub fn identify(
         .filter(|(n, _)| n == "x-forwarded-for")
         .filter_map(|(_, v)| std::str::from_utf8(v).ok())
         .collect();
-    let address = client_address(peer, &forwarded, id.trusted_hops)
+    let peer = peer();
+    let address = client_address(peer.as_deref(), &forwarded, id.trusted_hops)
         .map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
     Identity {
         key: bucket_key("ip", &address),
@@ -71,18 +73,18 @@ mod tests {
     fn subject_and_known_tier() {
         let c = config("{}");
         let h = headers(&[("x-auth-sub", "alice"), ("x-auth-tier", "premium")]);
-        let id = identify(&c, &h, Some("10.0.0.1:5"));
+        let id = identify(&c, &h, || Some("10.0.0.1:5".into()));
         assert_eq!(id.key, "sub:alice");
         assert_eq!(id.tier, "premium");
         let h = headers(&[("x-auth-sub", "bob"), ("x-auth-tier", "platinum")]);
-        assert_eq!(identify(&c, &h, None).tier, "free");
+        assert_eq!(identify(&c, &h, || None).tier, "free");
     }
 
     #[test]
     fn untrusted_headers_key_on_the_address() {
         let c = config(r#"{"identity": {"trust_auth_headers": false}, "anonymous_tier": "free"}"#);
         let h = headers(&[("x-auth-sub", "alice"), ("x-auth-tier", "admin")]);
-        let id = identify(&c, &h, Some("10.0.0.1:5"));
+        let id = identify(&c, &h, || Some("10.0.0.1:5".into()));
         assert_eq!(id.key, "ip:10.0.0.1");
         assert_eq!(id.tier, "free");
     }
@@ -90,17 +92,23 @@ mod tests {
     #[test]
     fn forwarded_for_only_with_trusted_hops() {
         let h = headers(&[("x-forwarded-for", "203.0.113.5, 10.1.1.1")]);
-        let id = identify(&config("{}"), &h, Some("127.0.0.1:9"));
+        let id = identify(&config("{}"), &h, || Some("127.0.0.1:9".into()));
         assert_eq!(id.key, "ip:127.0.0.1");
         let c = config(r#"{"identity": {"trusted_hops": 2}}"#);
-        assert_eq!(identify(&c, &h, Some("127.0.0.1:9")).key, "ip:203.0.113.5");
-        assert_eq!(identify(&c, &[], None).key, "ip:unknown");
+        assert_eq!(
+            identify(&c, &h, || Some("127.0.0.1:9".into())).key,
+            "ip:203.0.113.5"
+        );
+        assert_eq!(identify(&c, &[], || None).key, "ip:unknown");
     }
 
     #[test]
     fn empty_or_binary_subject_is_anonymous() {
         let mut h = headers(&[("x-auth-sub", "  ")]);
         h.push(("x-auth-sub".into(), vec![0xff, 0xfe]));
-        assert_eq!(identify(&config("{}"), &h, Some("::1")).key, "ip:::1");
+        assert_eq!(
+            identify(&config("{}"), &h, || Some("::1".into())).key,
+            "ip:::1"
+        );
     }
 }

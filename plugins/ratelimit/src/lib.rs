@@ -9,6 +9,7 @@ mod identity;
 mod leases;
 mod reply;
 mod root;
+mod shared;
 mod stats;
 
 use proxy_wasm::traits::RootContext;

@@ -2,9 +2,10 @@
 //! state-service client, and the tick that reports lease usage, tops up busy
 //! leases and sends after-response charges.
 
-use crate::config::{Mode, RateLimitConfig};
+use crate::config::{LocalBuckets, Mode, RateLimitConfig};
 use crate::filter::RateLimitFilter;
 use crate::leases::{Leases, Retired};
+use crate::shared::SharedBuckets;
 use crate::stats::{Stats, TierStats};
 use meshguard_api::lease::{LeaseRequest, LeaseResponse, UsageReport, UsageResponse};
 use meshguard_plugin_kit::config;
@@ -50,6 +51,8 @@ pub struct Runtime {
     pub costs: Costs,
     pub stats: Stats,
     pub limiter: RefCell<Limiter>,
+    /// Set when the local buckets are shared by the workers.
+    pub shared: Option<SharedBuckets>,
     pub client: RefCell<StateClient>,
     pub leases: RefCell<Leases>,
     pub charges: RefCell<Vec<Charge>>,
@@ -80,6 +83,8 @@ impl Runtime {
             costs,
             stats: Stats::define(),
             limiter: RefCell::new(Limiter::new(config.max_keys)),
+            shared: (config.local_buckets == LocalBuckets::Shared)
+                .then(|| SharedBuckets::new(config.shared_slots)),
             client: RefCell::new(StateClient::new(config.state.clone())),
             leases: RefCell::new(Leases::default()),
             charges: RefCell::new(Vec::new()),

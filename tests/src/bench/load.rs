@@ -64,11 +64,24 @@ pub fn wrk(
 }
 
 /// Latency percentiles (ms) from `hey` at a fixed total rate.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Latency {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub per_second: f64,
+    /// Responses by status (`hey`'s status code distribution).
+    pub statuses: Vec<(u16, u64)>,
+}
+
+impl Latency {
+    /// Responses whose status is not one of `expected`.
+    pub fn unexpected(&self, expected: &[u16]) -> u64 {
+        self.statuses
+            .iter()
+            .filter(|(s, _)| !expected.contains(s))
+            .map(|(_, n)| n)
+            .sum()
+    }
 }
 
 pub struct HeyRun<'a> {
@@ -119,18 +132,23 @@ pub fn hey(run: &HeyRun) -> Latency {
         .find(|l| l.trim_start().starts_with("Requests/sec:"))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0.0);
-    let unexpected: Vec<&str> = text
+    // `  [200]\t1234 responses`
+    let statuses = text
         .lines()
-        .filter(|l| l.trim_start().starts_with('['))
-        .filter(|l| !(l.contains("[200]") || l.contains("[429]")))
+        .filter_map(|l| {
+            let rest = l.trim_start().strip_prefix('[')?;
+            let (status, count) = rest.split_once(']')?;
+            Some((
+                status.parse().ok()?,
+                count.split_whitespace().next()?.parse().ok()?,
+            ))
+        })
         .collect();
-    if !unexpected.is_empty() {
-        eprintln!("bench: {} answered {unexpected:?}", run.url);
-    }
     Latency {
         p50_ms: percentile("50"),
         p99_ms: percentile("99"),
         per_second,
+        statuses,
     }
 }
 

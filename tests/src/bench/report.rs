@@ -30,6 +30,17 @@ pub fn summarize(values: &[f64]) -> Summary {
     }
 }
 
+/// The `p`-th percentile (0–100) by nearest rank; NaN when empty.
+pub fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
 impl Summary {
     /// `12.3 (11.9–13.0)`
     pub fn show(&self, decimals: usize) -> String {
@@ -63,5 +74,15 @@ mod tests {
         let s = summarize(&[4.0, 1.0, 2.0, 3.0]);
         assert_eq!((s.median, s.min, s.max), (2.5, 1.0, 4.0));
         assert!(summarize(&[]).median.is_nan());
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&values, 50.0), 50.0);
+        assert_eq!(percentile(&values, 99.0), 99.0);
+        assert_eq!(percentile(&[3.0, 1.0, 2.0], 99.0), 3.0);
+        assert_eq!(percentile(&[7.0], 0.0), 7.0);
+        assert!(percentile(&[], 50.0).is_nan());
     }
 }

@@ -255,8 +255,13 @@ pub struct Stack {
 
 impl Stack {
     pub fn start() -> Stack {
+        Stack::start_args(&[])
+    }
+
+    /// With extra `meshguard-state serve` flags.
+    pub fn start_args(args: &[&str]) -> Stack {
         let redis = meshguard_harness::Redis::start();
-        let service = meshguard_harness::state::StateService::start(&redis);
+        let service = meshguard_harness::state::StateService::start_args(&redis, args);
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(std::time::Duration::from_secs(10)))
@@ -307,21 +312,34 @@ impl Stack {
 
     /// Envoy with the auth plugin syncing from this service, once it has synced.
     pub fn mesh(&self, config: Value) -> Mesh {
+        let probe = mint(Algorithm::HS256, Some("hs"), &claims("sync-probe"));
+        self.mesh_probing(config, &probe)
+    }
+
+    /// Envoy with the auth plugin, once `probe` (a valid token) passes.
+    pub fn mesh_probing(&self, config: Value, probe: &str) -> Mesh {
         let port = self.service.port;
         let mesh = Mesh::start_with(config, |spec| spec.cluster("meshguard_state", port));
-        mesh.wait_for_sync();
+        mesh.wait_for_sync(probe);
         mesh
     }
 }
 
 impl Mesh {
-    /// Waits until the plugin has applied a feed page.
-    pub fn wait_for_sync(&self) {
+    /// Waits until the plugin serves: the worker's root context has synced
+    /// the revocation feed (before that it fails closed). The `feed_syncs`
+    /// stat alone is not enough: the main thread's VM syncs too.
+    pub fn wait_for_sync(&self, probe: &str) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-        while self.stat("feed_syncs") == 0 {
+        loop {
+            let response = self.get_with("/api/sync-probe", probe);
+            if response.status == 200 {
+                return;
+            }
             assert!(
                 std::time::Instant::now() < deadline,
-                "the plugin never synced the revocation feed:\n{}",
+                "the plugin never synced the revocation feed: {}\n{}",
+                response.text(),
                 self.envoy.log()
             );
             std::thread::sleep(std::time::Duration::from_millis(20));

@@ -49,7 +49,8 @@ fn us_to_ms_ceil(us: u64) -> u64 {
     us.div_ceil(1_000)
 }
 
-fn state(bucket: &Bucket, d: &Decision) -> BucketState {
+/// A bucket's state after a decision, in milliseconds.
+pub fn state(bucket: &Bucket, d: &Decision) -> BucketState {
     BucketState {
         name: bucket.name.to_string(),
         limit: bucket.quota.limit(),
@@ -205,7 +206,9 @@ impl Limiter {
     }
 }
 
-fn adjust(bucket: &Bucket, tat: Option<u64>, now: u64, delta: i64) -> u64 {
+/// A bucket's TAT after a cost correction of `delta` tokens (see
+/// [`Limiter::charge`]).
+pub fn adjust(bucket: &Bucket, tat: Option<u64>, now: u64, delta: i64) -> u64 {
     let quota = &bucket.quota;
     let tat = tat.unwrap_or(now).max(now);
     let tokens = delta.unsigned_abs();

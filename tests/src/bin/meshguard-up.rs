@@ -6,11 +6,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use meshguard_harness::envoy::{Envoy, EnvoySpec, Plugin};
 use meshguard_harness::http::Request;
+use meshguard_harness::paths::service_binary;
 use meshguard_harness::paths::{built_plugins, workspace_root};
+use meshguard_harness::process::Process;
+use meshguard_harness::python::{self, UpstreamOptions, Upstreams};
 use meshguard_harness::redis::Redis;
 use meshguard_harness::state::{StateOptions, StateService};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -18,6 +22,7 @@ const LISTENER_PORT: u16 = 10000;
 const ADMIN_PORT: u16 = 9901;
 const STATE_PORT: u16 = 7070;
 const REDIS_PORT: u16 = 6379;
+const GDPR_PORT: u16 = 7071;
 /// The filter chain's order (ARCHITECTURE.md): identity before limits and flags.
 const CHAIN: [&str; 4] = ["trace", "auth", "ratelimit", "flags"];
 
@@ -28,7 +33,8 @@ fn main() {
         eprintln!("Meshguard is already running (pid {pid}); `scripts/down` stops it.");
         std::process::exit(1);
     }
-    for port in [LISTENER_PORT, ADMIN_PORT, STATE_PORT, REDIS_PORT] {
+    let fixed = [LISTENER_PORT, ADMIN_PORT, STATE_PORT, REDIS_PORT, GDPR_PORT];
+    for port in fixed.into_iter().chain(python::fixed_ports()) {
         if TcpListener::bind(("127.0.0.1", port)).is_err() {
             eprintln!(
                 "Port {port} is in use by another program; free it and run scripts/up again."
@@ -60,11 +66,22 @@ fn main() {
 
     load_seed_flags(&state);
 
+    let mut upstreams = Upstreams::start_all(
+        true,
+        Some(&run_dir.join("upstreams")),
+        UpstreamOptions {
+            gdpr_token: Some(secret(&run_dir, "gdpr-token")),
+            ..UpstreamOptions::default()
+        },
+    );
+    let mut gdpr = start_gdpr(&run_dir, &redis, &state);
+
     let mut spec = EnvoySpec::new();
     spec.listener_port = LISTENER_PORT;
     spec.admin_port = ADMIN_PORT;
     spec.concurrency = 2;
     spec = spec.cluster("meshguard_state", state.port);
+    spec = upstreams.add_to(spec);
     let dev_key = secret(&run_dir, "dev-jwt-key");
     let substitutions = [
         ("${PLUGIN_SECRET}", state.plugin_secret.clone()),
@@ -116,7 +133,12 @@ fn main() {
         state.port
     );
     println!("  Redis              redis://127.0.0.1:{REDIS_PORT}   data in .run/redis (AOF)");
-    println!("  Dev JWT key (HS256) .run/dev-jwt-key: target/release/meshguard-state token mint --key-file .run/dev-jwt-key --sub alice");
+    println!("  meshguard-gdpr     http://127.0.0.1:{GDPR_PORT}    admin token in .run/gdpr-admin-token");
+    println!("  Python upstreams   /api/<service>/...: ml 8101/8102, nlp 8111/8112, fraud 8121/8122,");
+    println!("                     data 8131/8132, blockchain 8141/8142 (fault switches at +1000)");
+    println!("Dev tokens (HS256, .run/dev-jwt-key):");
+    println!("  TOKEN=$(target/release/meshguard-state token mint --key-file .run/dev-jwt-key --sub alice --tier premium)");
+    println!("  curl -si localhost:{LISTENER_PORT}/api/ml/predict -H \"authorization: Bearer $TOKEN\" -d '{{\"features\":[1,2,3]}}'");
     println!("Try: curl -si localhost:{LISTENER_PORT}/healthz");
     println!("Ctrl-C or scripts/down stops everything started here.");
 
@@ -129,8 +151,72 @@ fn main() {
             eprintln!("Envoy exited ({status}); its log:\n{}", envoy.log());
             break;
         }
+        if let Some((name, log)) = upstreams.exited() {
+            eprintln!("{name} exited; its log:\n{log}");
+            break;
+        }
+        if let Some(status) = gdpr.exited() {
+            eprintln!("meshguard-gdpr exited ({status}); its log:\n{}", gdpr.log());
+            break;
+        }
     }
     println!("Stopping Meshguard…");
+}
+
+/// `meshguard-gdpr serve` on its default port, with its key, database,
+/// packages and outbox under `.run/gdpr`, and the upstreams as connectors.
+fn start_gdpr(run_dir: &Path, redis: &Redis, state: &StateService) -> Process {
+    let dir = run_dir.join("gdpr");
+    std::fs::create_dir_all(&dir).expect("create .run/gdpr");
+    let binary = service_binary("meshguard-gdpr");
+    let key = dir.join("gdpr.key");
+    if !key.exists() {
+        let status = Command::new(&binary)
+            .arg("keygen")
+            .arg(&key)
+            .stdout(std::process::Stdio::null())
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "meshguard-gdpr keygen failed"
+        );
+    }
+    let connectors: Vec<serde_json::Value> = python::SERVICES
+        .iter()
+        .map(|(name, _)| {
+            serde_json::json!({
+                "name": name,
+                "url": format!("http://127.0.0.1:{LISTENER_PORT}/api/{name}/gdpr/users/{{id}}"),
+                "token_file": run_dir.join("gdpr-token"),
+            })
+        })
+        .collect();
+    let connectors_file = dir.join("connectors.json");
+    std::fs::write(
+        &connectors_file,
+        serde_json::json!({ "connectors": connectors }).to_string(),
+    )
+    .expect("write .run/gdpr/connectors.json");
+    let admin_token_file = run_dir.join("gdpr-admin-token");
+    secret(run_dir, "gdpr-admin-token");
+    let mut command = Command::new(binary);
+    command
+        .current_dir(&dir)
+        .env("MESHGUARD_GDPR_DB", dir.join("gdpr.db"))
+        .env("MESHGUARD_GDPR_KEY_FILE", &key)
+        .env("MESHGUARD_REDIS_URL", redis.url())
+        .env("MESHGUARD_STATE_URL", state.url())
+        .env("MESHGUARD_ADMIN_TOKEN", &state.admin_token)
+        .env("MESHGUARD_GDPR_CONNECTORS", &connectors_file)
+        .env("MESHGUARD_GDPR_ADMIN_TOKEN_FILE", &admin_token_file)
+        .args(["serve", "--listen", &format!("127.0.0.1:{GDPR_PORT}")]);
+    let mut process = Process::spawn("meshguard-gdpr", command, &run_dir.join("logs"));
+    process.wait_until(Duration::from_secs(20), "answering /healthz", || {
+        Request::get("/healthz")
+            .send(GDPR_PORT)
+            .is_ok_and(|r| r.status == 200)
+    });
+    process
 }
 
 /// Imports `flags/default.json` (the seed's eight flags) into meshguard-state,

@@ -1,3 +1,4 @@
+//! Unit tests, compiled only under #[cfg(test)].
 use super::bucket::{input, pick};
 use super::*;
 use meshguard_api::flags::FlagDefinition;

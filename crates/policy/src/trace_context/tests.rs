@@ -1,3 +1,4 @@
+//! Unit tests, compiled only under #[cfg(test)].
 use super::*;
 use crate::sampling::{Sampler, SamplingMode};
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]

@@ -53,15 +53,25 @@ fn malformed_configuration_is_refused_naming_the_field() {
         ),
         (r#"{"issuers": ["#.to_string(), "invalid configuration"),
     ];
-    for (config, expected) in cases {
-        let refused = Envoy::try_start(EnvoySpec::new().plugin(Plugin::raw("auth", &config)))
-            .err()
-            .unwrap_or_else(|| panic!("envoy accepted {config}"));
-        assert!(
-            refused.log.contains(expected),
-            "log for {config} lacks {expected:?}:\n{}",
-            refused.log
-        );
+    // One Envoy per case, started side by side: each refusal takes a while.
+    let checks: Vec<_> = cases
+        .into_iter()
+        .map(|(config, expected)| {
+            std::thread::spawn(move || {
+                let refused =
+                    Envoy::try_start(EnvoySpec::new().plugin(Plugin::raw("auth", &config)))
+                        .err()
+                        .unwrap_or_else(|| panic!("envoy accepted {config}"));
+                assert!(
+                    refused.log.contains(expected),
+                    "log for {config} lacks {expected:?}:\n{}",
+                    refused.log
+                );
+            })
+        })
+        .collect();
+    for check in checks {
+        check.join().unwrap();
     }
 }
 

@@ -58,3 +58,159 @@ pub fn call_response_status() -> Option<u16> {
     let raw = call_response_header(":status")?;
     std::str::from_utf8(&raw).ok()?.parse().ok()
 }
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    // The SDK declares it with its own enums; plain integers here keep an
+    // unexpected status from the host well-defined.
+    #[allow(clashing_extern_declarations)]
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
+}
+
+/// proxy-wasm ABI values of `MapType::HttpRequestHeaders` and `Status::Ok`.
+const REQUEST_HEADERS: u32 = 0;
+const STATUS_OK: u32 = 0;
+
+/// The request headers fetched in one host call and read in place: no
+/// allocation per header (what `request_headers` costs on every request).
+#[derive(Debug, Default)]
+pub struct HeaderPairs {
+    raw: Vec<u8>,
+}
+
+impl HeaderPairs {
+    /// The proxy-wasm serialized map: entry count, then a (name length,
+    /// value length) pair per entry, then each name and value NUL-terminated.
+    pub fn from_serialized(raw: Vec<u8>) -> HeaderPairs {
+        HeaderPairs { raw }
+    }
+
+    /// Every header in order, duplicates included; names that are not UTF-8
+    /// (which Envoy never produces) are skipped.
+    pub fn iter(&self) -> HeaderIter<'_> {
+        let (count, rest) = match self.raw.split_first_chunk::<4>() {
+            Some((count, rest)) => (u32::from_le_bytes(*count) as usize, rest),
+            None => (0, &[][..]),
+        };
+        let (sizes, data) = rest.split_at_checked(count.saturating_mul(8)).unwrap_or_default();
+        HeaderIter { sizes, data }
+    }
+}
+
+pub struct HeaderIter<'a> {
+    sizes: &'a [u8],
+    data: &'a [u8],
+}
+
+impl<'a> HeaderIter<'a> {
+    fn take_size(&mut self) -> Option<usize> {
+        let (size, rest) = self.sizes.split_first_chunk::<4>()?;
+        self.sizes = rest;
+        Some(u32::from_le_bytes(*size) as usize)
+    }
+
+    /// The next `len` bytes and the NUL after them.
+    fn take_bytes(&mut self, len: usize) -> Option<&'a [u8]> {
+        let bytes = self.data.get(..len)?;
+        self.data = self.data.get(len.saturating_add(1)..).unwrap_or_default();
+        Some(bytes)
+    }
+}
+
+impl<'a> Iterator for HeaderIter<'a> {
+    type Item = (&'a str, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let (name_len, value_len) = (self.take_size()?, self.take_size()?);
+            let name = self.take_bytes(name_len)?;
+            let value = self.take_bytes(value_len)?;
+            if let Ok(name) = std::str::from_utf8(name) {
+                return Some((name, value));
+            }
+        }
+    }
+}
+
+/// Every request header in one host call (empty if the host fails).
+pub fn request_header_pairs() -> HeaderPairs {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: on success the host stores a buffer it allocated through the
+    // SDK's `proxy_on_memory_allocate` (a `Vec<u8>` of capacity `size`, leaked),
+    // so taking it back as that `Vec` is sound, exactly as the SDK does.
+    unsafe {
+        if proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) != STATUS_OK
+            || data.is_null()
+        {
+            return HeaderPairs::default();
+        }
+        HeaderPairs::from_serialized(Vec::from_raw_parts(data, size, size))
+    }
+}
+
+/// Replaces all request headers with `pairs` in one host call (instead of a
+/// call per header changed).
+pub fn set_request_header_pairs(pairs: Vec<(&str, &[u8])>) {
+    let _ = hostcalls::set_map_bytes(MapType::HttpRequestHeaders, pairs);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serialize(pairs: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
+        for (name, value) in pairs {
+            out.extend((name.len() as u32).to_le_bytes());
+            out.extend((value.len() as u32).to_le_bytes());
+        }
+        for (name, value) in pairs {
+            out.extend(name.as_bytes());
+            out.push(0);
+            out.extend(*value);
+            out.push(0);
+        }
+        out
+    }
+
+    #[test]
+    fn header_pairs_are_read_in_place_in_order() {
+        let pairs: [(&str, &[u8]); 4] = [
+            (":path", b"/x"),
+            ("traceparent", b"a"),
+            ("empty", b""),
+            ("traceparent", &[0xff, 0x00, 0x41]),
+        ];
+        let map = HeaderPairs::from_serialized(serialize(&pairs));
+        let read: Vec<_> = map.iter().collect();
+        assert_eq!(read, pairs.to_vec());
+    }
+
+    #[test]
+    fn truncated_or_empty_maps_end_early_without_panicking() {
+        assert_eq!(HeaderPairs::default().iter().count(), 0);
+        let full = serialize(&[("a", b"1"), ("b", b"2")]);
+        for cut in 0..full.len() {
+            let n = HeaderPairs::from_serialized(full[..cut].to_vec()).iter().count();
+            assert!(n <= 2);
+        }
+        let mut lying = full.clone();
+        lying[0] = 200;
+        assert!(HeaderPairs::from_serialized(lying).iter().count() <= 2);
+    }
+
+    #[test]
+    fn non_utf8_names_are_skipped() {
+        let mut raw = serialize(&[("ab", b"1"), ("c", b"2")]);
+        let name_at = 4 + 16;
+        raw[name_at] = 0xff;
+        let map = HeaderPairs::from_serialized(raw);
+        let read: Vec<_> = map.iter().collect();
+        assert_eq!(read, vec![("c", &b"2"[..])]);
+    }
+}

@@ -21,6 +21,8 @@ use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::Duration;
 
+const FIRST_TICK: Duration = Duration::from_millis(10);
+
 /// Largest JWKS body read from the cluster.
 const MAX_JWKS_BYTES: usize = 1 << 20;
 
@@ -54,6 +56,8 @@ pub struct AuthRoot {
     activity_client: Option<StateClient>,
     activity_calls: HashSet<u32>,
     next_activity_ms: u64,
+    /// The regular tick period, set after the first (short) tick.
+    tick_period: Option<Duration>,
 }
 
 impl AuthRoot {
@@ -278,11 +282,14 @@ impl RootContext for AuthRoot {
         if let Some(ac) = &config.session_activity {
             ticks.push(ac.interval_ms);
         }
-        if config.jwks_fetch.is_some() {
-            ticks.push(1_000);
+        if let Some(fetch) = &config.jwks_fetch {
+            ticks.push(fetch.unknown_kid_min_interval_ms.min(1_000));
         }
-        if let Some(period) = ticks.into_iter().min() {
-            let _ = hostcalls::set_tick_period(Duration::from_millis(period.max(50)));
+        self.tick_period = ticks.into_iter().min().map(|p| Duration::from_millis(p.max(50)));
+        if self.tick_period.is_some() {
+            // The first tick comes soon: until a worker's first feed sync it
+            // refuses tokens, and the first JWKS fetch is due.
+            let _ = hostcalls::set_tick_period(FIRST_TICK);
         }
         let stats = Stats::define();
         stats.keys.set(configured_keys.len() as u64);
@@ -314,6 +321,9 @@ impl RootContext for AuthRoot {
     }
 
     fn on_tick(&mut self) {
+        if let Some(period) = self.tick_period.take() {
+            let _ = hostcalls::set_tick_period(period);
+        }
         let Some(runtime) = self.runtime.clone() else {
             return;
         };

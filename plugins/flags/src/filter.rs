@@ -38,7 +38,7 @@ impl HttpContext for FlagsFilter {
             return Action::Continue;
         };
         let config = &runtime.config;
-        let headers = host::request_headers();
+        let headers = host::request_header_pairs();
         fn text(value: &[u8]) -> Option<&str> {
             std::str::from_utf8(value).ok()
         }
@@ -46,8 +46,7 @@ impl HttpContext for FlagsFilter {
         let (mut key, mut tier, mut groups, mut path) = (None, None, None, "");
         let mut read: Vec<(&str, &str)> = Vec::new();
         let mut spoofed: Vec<&str> = Vec::new();
-        for (name, value) in &headers {
-            let name = name.as_str();
+        for (name, value) in headers.iter() {
             if name == config.targeting_key_header {
                 key = text(value).filter(|v| !v.is_empty());
             } else if name == config.tier_header {
@@ -93,16 +92,14 @@ impl HttpContext for FlagsFilter {
         if key.is_none() {
             stats.anonymous.inc();
         }
-        for name in &spoofed {
-            host::set_request_header(name, None);
-        }
         stats.spoofed_headers_removed.add(spoofed.len() as u64);
 
+        let mut variants: Vec<(&str, &str)> = Vec::with_capacity(active.flags.len());
         let mut summary = String::new();
         self.exposed.clear();
         for entry in &active.flags {
             let result = entry.flag.evaluate(&subject);
-            host::set_request_header(&entry.header, Some(result.variant));
+            variants.push((&entry.header, result.variant));
             let series = entry.series(result.variant);
             series.expose();
             self.exposed.push(series);
@@ -115,12 +112,22 @@ impl HttpContext for FlagsFilter {
                 summary.push_str(result.variant);
             }
         }
-        if let Some(name) = &config.summary_header {
-            if !active.flags.is_empty() {
-                host::set_request_header(name, Some(&summary));
+        if !(variants.is_empty() && spoofed.is_empty()) {
+            // One host call for every change: the request's headers without
+            // client-sent copies of ours, then the results.
+            let mut out: Vec<(&str, &[u8])> = headers
+                .iter()
+                .filter(|(name, _)| !spoofed.contains(name))
+                .collect();
+            out.extend(variants.iter().map(|(h, v)| (*h, v.as_bytes())));
+            if let (Some(name), false) = (&config.summary_header, variants.is_empty()) {
+                out.push((name, summary.as_bytes()));
             }
+            host::set_request_header_pairs(out);
         }
-        self.started_nanos = host::now_unix_nanos();
+        if config.metrics.response_time && !self.exposed.is_empty() {
+            self.started_nanos = host::now_unix_nanos();
+        }
         Action::Continue
     }
 

@@ -1,11 +1,12 @@
 //! The per-request context: rewrites trace headers on the way in, adds
 //! `traceresponse` on the way out, and records the span when it ends.
 
+use crate::ids::{hex, traceparent_header, RandomPool};
 use crate::root::Runtime;
 use crate::spans::SpanRecord;
 use meshguard_plugin_kit::host;
 use meshguard_policy::trace_context::{
-    propagate, FreshIds, Origin, PropagationPolicy, SpanId, TraceParent,
+    propagate, Origin, PropagationPolicy, SpanId, TraceParent,
 };
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
@@ -45,28 +46,27 @@ impl HttpContext for TraceFilter {
             return Action::Continue;
         };
         let config = &runtime.config;
-        let headers = host::request_headers();
+        let headers = host::request_header_pairs();
         let mut traceparents = Vec::new();
         let mut tracestates = Vec::new();
         let (mut method, mut path, mut has_request_id) = ("", "", false);
-        for (name, value) in &headers {
-            let text = std::str::from_utf8(value).unwrap_or(NOT_TEXT);
-            match name.as_str() {
-                "traceparent" => traceparents.push(text),
-                "tracestate" => tracestates.push(text),
-                ":method" => method = text,
-                ":path" => path = text,
+        let text = |value| std::str::from_utf8(value).unwrap_or(NOT_TEXT);
+        for (name, value) in headers.iter() {
+            match name {
+                "traceparent" => traceparents.push(text(value)),
+                "tracestate" => tracestates.push(text(value)),
+                ":method" => method = text(value),
+                ":path" => path = text(value),
                 other => {
                     has_request_id |= config.request_id_header.as_deref() == Some(other);
                 }
             }
         }
 
-        let fresh = FreshIds::from_random(host::random_bytes::<24>().unwrap_or_else(|| {
-            let mut seed = [0u8; 24];
-            seed[..8].copy_from_slice(&host::now_unix_nanos().to_le_bytes());
-            seed
-        }));
+        let fresh = match runtime.random.try_borrow_mut() {
+            Ok(mut pool) => pool.fresh_ids(),
+            Err(_) => RandomPool::default().fresh_ids(),
+        };
         let policy = PropagationPolicy {
             sampler: runtime.sampler,
             mode: runtime.mode,
@@ -87,14 +87,14 @@ impl HttpContext for TraceFilter {
             stats.tracestate_dropped.inc();
         }
 
-        host::set_request_header("traceparent", Some(&out.traceparent.to_header()));
+        host::set_request_header("traceparent", Some(&traceparent_header(&out.traceparent)));
         match &out.tracestate {
             Some(state) => host::set_request_header("tracestate", Some(&state.to_header())),
             None if !tracestates.is_empty() => host::set_request_header("tracestate", None),
             None => {}
         }
         if let (Some(name), false) = (&config.request_id_header, has_request_id) {
-            host::set_request_header(name, Some(&out.traceparent.trace_id.to_hex()));
+            host::set_request_header(name, Some(&hex(&out.traceparent.trace_id.0)));
         }
 
         if out.traceparent.is_sampled() && config.export.is_some() {

@@ -4,6 +4,7 @@
 
 mod config;
 mod filter;
+mod ids;
 mod root;
 mod spans;
 

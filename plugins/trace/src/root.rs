@@ -2,6 +2,7 @@
 
 use crate::config::TraceConfig;
 use crate::filter::TraceFilter;
+use crate::ids::RandomPool;
 use crate::spans::{otlp_json, SpanBuffer};
 use meshguard_plugin_kit::config;
 use meshguard_plugin_kit::host;
@@ -44,6 +45,7 @@ pub struct Runtime {
     pub mode: SamplingMode,
     pub stats: Stats,
     pub spans: RefCell<SpanBuffer>,
+    pub random: RefCell<RandomPool>,
 }
 
 #[derive(Default)]
@@ -97,6 +99,7 @@ impl RootContext for TraceRoot {
             mode: config.sampling_mode.into(),
             stats: Stats::define(),
             spans: RefCell::new(SpanBuffer::new(capacity)),
+            random: RefCell::new(RandomPool::default()),
             config,
         }));
         true

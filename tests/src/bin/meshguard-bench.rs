@@ -53,6 +53,10 @@ struct Cli {
     /// "<name> (baseline)" next to the current ones (before/after in one run).
     #[arg(long, global = true)]
     baseline: Option<PathBuf>,
+    /// Only the plugin-figure configurations whose name contains one of
+    /// these (comma-separated); bare Envoy is always measured.
+    #[arg(long, global = true, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 #[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
@@ -301,7 +305,14 @@ struct Samples {
 fn plugins_figure(cli: &Cli) -> (String, Value) {
     let fixture = Fixture::new();
     let mut notes = vec![];
-    let variants = variants(cli, &fixture, &mut notes);
+    let mut variants = variants(cli, &fixture, &mut notes);
+    if !cli.only.is_empty() {
+        let mut index = 0;
+        variants.retain(|v| {
+            index += 1;
+            index == 1 || cli.only.iter().any(|o| v.name.contains(o.as_str()))
+        });
+    }
     let mut samples: BTreeMap<usize, Samples> = BTreeMap::new();
     for round in 0..cli.rounds {
         for (i, variant) in variants.iter().enumerate() {
@@ -660,7 +671,8 @@ fn envoy_version() -> String {
         .ok()
         .and_then(|o| {
             let text = String::from_utf8_lossy(&o.stdout).into_owned();
-            text.split('/').nth(1).map(str::to_string)
+            let (_, version) = text.split_once("version: ")?;
+            version.split('/').nth(1).map(str::to_string)
         })
         .unwrap_or_else(|| "(unknown version)".into())
 }

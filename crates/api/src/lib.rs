@@ -10,6 +10,7 @@ pub mod audit;
 pub mod error;
 pub mod flags;
 pub mod lease;
+pub mod limits;
 pub mod ratelimit;
 pub mod revocation;
 pub mod session;

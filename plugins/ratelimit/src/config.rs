@@ -1,5 +1,7 @@
 //! The rate-limit plugin's configuration (the filter's `configuration` JSON).
 
+pub use meshguard_api::limits::{Rate, RouteCost, TierLimits};
+use meshguard_api::limits::{seed_global, seed_tiers, SEED_DEFAULT_TIER};
 use meshguard_plugin_kit::config::{ConfigError, Validate};
 use meshguard_plugin_kit::state_client::StateClientConfig;
 use meshguard_policy::ratelimit::Bucket;
@@ -67,28 +69,14 @@ pub struct RateLimitConfig {
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
-        let tier = |per_minute, per_hour| TierLimits {
-            per_minute,
-            per_hour,
-            burst: None,
-        };
         RateLimitConfig {
             mode: Mode::Local,
             local_buckets: LocalBuckets::Shared,
             shared_slots: 65_536,
-            default_tier: "free".into(),
+            default_tier: SEED_DEFAULT_TIER.into(),
             anonymous_tier: None,
-            tiers: BTreeMap::from([
-                ("free".into(), tier(10, 100)),
-                ("premium".into(), tier(50, 1_000)),
-                ("enterprise".into(), tier(500, 10_000)),
-                ("admin".into(), tier(5_000, 100_000)),
-            ]),
-            global: Some(Rate {
-                tokens: 10_000,
-                per_seconds: 1,
-                burst: None,
-            }),
+            tiers: seed_tiers(),
+            global: Some(seed_global()),
             costs: Vec::new(),
             identity: IdentityConfig::default(),
             shadow: false,
@@ -100,32 +88,6 @@ impl Default for RateLimitConfig {
             hybrid: HybridConfig::default(),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TierLimits {
-    pub per_minute: u64,
-    pub per_hour: u64,
-    /// Tokens the minute bucket holds at once (default: `per_minute`).
-    #[serde(default)]
-    pub burst: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Rate {
-    pub tokens: u64,
-    pub per_seconds: u64,
-    #[serde(default)]
-    pub burst: Option<u64>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteCost {
-    pub prefix: String,
-    pub cost: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,6 +1,8 @@
 //! Rate-limit policy: tiers, the global limit and per-route costs, compiled
 //! into GCRA quotas (µs) once at start.
 
+pub use meshguard_api::limits::{RouteCost, TierLimits};
+use meshguard_api::limits::{seed_global, seed_tiers, Rate, SEED_DEFAULT_TIER};
 use meshguard_policy::gcra::Quota;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -22,33 +24,7 @@ pub struct LimitsFile {
 }
 
 fn default_tier() -> String {
-    "free".to_string()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TierLimits {
-    pub per_minute: u64,
-    pub per_hour: u64,
-    /// Tokens spendable at once in the minute bucket; the whole minute's limit when absent.
-    #[serde(default)]
-    pub burst: Option<u64>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Rate {
-    pub tokens: u64,
-    pub per_seconds: u64,
-    #[serde(default)]
-    pub burst: Option<u64>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteCost {
-    pub prefix: String,
-    pub cost: u64,
+    SEED_DEFAULT_TIER.to_string()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,24 +48,10 @@ impl LimitsFile {
     /// enterprise 500/min + 10,000/h, admin 5,000/min + 100,000/h, global
     /// 10,000 tokens/s, every route costing 1.
     pub fn seed() -> LimitsFile {
-        let tier = |per_minute, per_hour| TierLimits {
-            per_minute,
-            per_hour,
-            burst: None,
-        };
         LimitsFile {
             default_tier: default_tier(),
-            tiers: BTreeMap::from([
-                ("free".to_string(), tier(10, 100)),
-                ("premium".to_string(), tier(50, 1_000)),
-                ("enterprise".to_string(), tier(500, 10_000)),
-                ("admin".to_string(), tier(5_000, 100_000)),
-            ]),
-            global: Some(Rate {
-                tokens: 10_000,
-                per_seconds: 1,
-                burst: None,
-            }),
+            tiers: seed_tiers(),
+            global: Some(seed_global()),
             costs: Vec::new(),
         }
     }

@@ -9,7 +9,7 @@ use crate::reply::{self, Refusal};
 use crate::root::{now_ms, Runtime};
 use crate::verify::{self, Reject, Verified};
 use meshguard_plugin_kit::host;
-use meshguard_policy::auth::claims::has_scopes;
+use meshguard_policy::auth::claims::{check_issued_at, has_scopes};
 use meshguard_policy::auth::revocation::TokenRef;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
@@ -115,6 +115,9 @@ impl AuthFilter {
             if let Some(hit) = cache.get(&key) {
                 runtime.stats.cache_hits.inc();
                 hit.window.check(now_s).map_err(Reject::Claim)?;
+                let policy = &runtime.policy;
+                check_issued_at(hit.iat, now_s, policy.skew_s, policy.max_age_s)
+                    .map_err(Reject::Claim)?;
                 return Ok(hit.clone());
             }
         }

@@ -16,6 +16,7 @@ use meshguard_plugin_kit::state_client::StateClient;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
+use sha2::{Digest, Sha256};
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::rc::Rc;
@@ -56,6 +57,8 @@ pub struct AuthRoot {
     activity_client: Option<StateClient>,
     activity_calls: HashSet<u32>,
     next_activity_ms: u64,
+    /// SHA-256 of the JWKS document in use, to skip unchanged refreshes.
+    jwks_digest: Option<[u8; 32]>,
     /// The regular tick period, set after the first (short) tick.
     tick_period: Option<Duration>,
 }
@@ -112,6 +115,9 @@ impl AuthRoot {
         }
         runtime.stats.feed_lag_ms.set(feed.lag_ms(now));
         runtime.stats.revocations.set(feed.set.len() as u64);
+        if let Some(at_ms) = applied.newest_at_ms {
+            runtime.stats.propagation_ms.set(now.saturating_sub(at_ms));
+        }
         drop(feed);
         if applied.more {
             self.poll_feed(runtime, now);
@@ -160,6 +166,12 @@ impl AuthRoot {
         } else {
             Vec::new()
         };
+        let digest: [u8; 32] = Sha256::digest(&body).into();
+        if status == Some(200) && self.jwks_digest == Some(digest) {
+            // Unchanged: keep the keys and the verified-token cache.
+            runtime.stats.jwks_fetches.inc();
+            return;
+        }
         let parsed = match status {
             Some(200) => KeySet::parse_fetched(
                 &body,
@@ -181,6 +193,7 @@ impl AuthRoot {
                 ) {
                     *keys = merged;
                     cache.clear();
+                    self.jwks_digest = Some(digest);
                 }
                 runtime.stats.jwks_fetches.inc();
             }
@@ -285,7 +298,10 @@ impl RootContext for AuthRoot {
         if let Some(fetch) = &config.jwks_fetch {
             ticks.push(fetch.unknown_kid_min_interval_ms.min(1_000));
         }
-        self.tick_period = ticks.into_iter().min().map(|p| Duration::from_millis(p.max(50)));
+        self.tick_period = ticks
+            .into_iter()
+            .min()
+            .map(|p| Duration::from_millis(p.max(50)));
         if self.tick_period.is_some() {
             // The first tick comes soon: until a worker's first feed sync it
             // refuses tokens, and the first JWKS fetch is due.

@@ -58,6 +58,8 @@ pub struct Stats {
     pub feed_snapshots: Counter,
     pub feed_errors: Counter,
     pub feed_lag_ms: Gauge,
+    /// From a change's creation at meshguard-state to its application here.
+    pub propagation_ms: Gauge,
     pub revocations: Gauge,
     pub jwks_fetches: Counter,
     pub jwks_errors: Counter,
@@ -85,6 +87,7 @@ impl Stats {
             feed_snapshots: counter("feed_snapshots"),
             feed_errors: counter("feed_errors"),
             feed_lag_ms: Gauge::define("feed_lag_ms"),
+            propagation_ms: Gauge::define("propagation_ms"),
             revocations: Gauge::define("revocations"),
             jwks_fetches: counter("jwks_fetches"),
             jwks_errors: counter("jwks_errors"),

@@ -18,6 +18,8 @@ pub struct Applied {
     pub entries: usize,
     /// Another page is waiting.
     pub more: bool,
+    /// When the newest applied change was made (Unix ms), for changes pages.
+    pub newest_at_ms: Option<u64>,
 }
 
 impl FeedState {
@@ -61,6 +63,7 @@ impl FeedState {
                     snapshot: true,
                     entries: snapshot.tokens.len() + snapshot.users.len() + snapshot.sessions.len(),
                     more: false,
+                    newest_at_ms: None,
                 }
             }
             RevocationFeed::Changes {
@@ -88,6 +91,7 @@ impl FeedState {
                     snapshot: false,
                     entries: entries.len(),
                     more,
+                    newest_at_ms: entries.iter().map(|e| e.at_ms).max(),
                 }
             }
         };
@@ -151,7 +155,8 @@ mod tests {
             Applied {
                 snapshot: true,
                 entries: 3,
-                more: false
+                more: false,
+                newest_at_ms: None,
             }
         );
         assert_eq!(state.cursor(), "5-0");
@@ -173,7 +178,8 @@ mod tests {
             Applied {
                 snapshot: false,
                 entries: 1,
-                more: true
+                more: true,
+                newest_at_ms: Some(1),
             }
         );
         assert_eq!(state.path(10), "/v1/revocations/feed?since=6-0&limit=10");

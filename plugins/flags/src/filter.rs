@@ -92,14 +92,18 @@ impl HttpContext for FlagsFilter {
         if key.is_none() {
             stats.anonymous.inc();
         }
-        stats.spoofed_headers_removed.add(spoofed.len() as u64);
+        if !spoofed.is_empty() {
+            stats.spoofed_headers_removed.add(spoofed.len() as u64);
+        }
 
-        let mut variants: Vec<(&str, &str)> = Vec::with_capacity(active.flags.len());
+        for name in &spoofed {
+            host::set_request_header(name, None);
+        }
         let mut summary = String::new();
         self.exposed.clear();
         for entry in &active.flags {
             let result = entry.flag.evaluate(&subject);
-            variants.push((&entry.header, result.variant));
+            host::set_request_header(&entry.header, Some(result.variant));
             let series = entry.series(result.variant);
             series.expose();
             self.exposed.push(series);
@@ -112,18 +116,10 @@ impl HttpContext for FlagsFilter {
                 summary.push_str(result.variant);
             }
         }
-        if !(variants.is_empty() && spoofed.is_empty()) {
-            // One host call for every change: the request's headers without
-            // client-sent copies of ours, then the results.
-            let mut out: Vec<(&str, &[u8])> = headers
-                .iter()
-                .filter(|(name, _)| !spoofed.contains(name))
-                .collect();
-            out.extend(variants.iter().map(|(h, v)| (*h, v.as_bytes())));
-            if let (Some(name), false) = (&config.summary_header, variants.is_empty()) {
-                out.push((name, summary.as_bytes()));
+        if let Some(name) = &config.summary_header {
+            if !active.flags.is_empty() {
+                host::set_request_header(name, Some(&summary));
             }
-            host::set_request_header_pairs(out);
         }
         if config.metrics.response_time && !self.exposed.is_empty() {
             self.started_nanos = host::now_unix_nanos();

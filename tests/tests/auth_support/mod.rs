@@ -318,8 +318,16 @@ impl Stack {
 
     /// Envoy with the auth plugin, once `probe` (a valid token) passes.
     pub fn mesh_probing(&self, config: Value, probe: &str) -> Mesh {
+        self.mesh_workers(config, probe, 1)
+    }
+
+    /// As `mesh_probing`, with `workers` Envoy worker threads.
+    pub fn mesh_workers(&self, config: Value, probe: &str, workers: u32) -> Mesh {
         let port = self.service.port;
-        let mesh = Mesh::start_with(config, |spec| spec.cluster("meshguard_state", port));
+        let mesh = Mesh::start_with(config, |mut spec| {
+            spec.concurrency = workers;
+            spec.cluster("meshguard_state", port)
+        });
         mesh.wait_for_sync(probe);
         mesh
     }

@@ -18,6 +18,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .faults import FaultMiddleware
 from .store import Store
 
+MESHGUARD_HEADER_PREFIXES = ("x-auth-", "x-feature-", "x-variant-", "x-meshguard-")
+
 # Set by the auth plugin only (ARCHITECTURE.md); absent for anonymous calls.
 USER_HEADER = "x-auth-sub"
 GDPR_TOKEN_ENV = "MESHGUARD_GDPR_TOKEN"
@@ -93,8 +95,16 @@ def build(
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "service": service, "instance": instance})
 
-    async def info(_: Request) -> JSONResponse:
-        return JSONResponse({"service": service, "instance": instance, "endpoints": endpoints})
+    async def info(request: Request) -> JSONResponse:
+        # What the Meshguard chain told this upstream: identity, flags, trace context.
+        seen = {
+            name: value
+            for name, value in request.headers.items()
+            if name.startswith(MESHGUARD_HEADER_PREFIXES) or name in ("traceparent", "tracestate")
+        }
+        return JSONResponse(
+            {"service": service, "instance": instance, "endpoints": endpoints, "meshguard_headers": seen}
+        )
 
     def authorize(request: Request) -> str:
         if not token:

@@ -1,7 +1,7 @@
 //! The rate-limit plugin's configuration (the filter's `configuration` JSON).
 
-pub use meshguard_api::limits::{Rate, RouteCost, TierLimits};
 use meshguard_api::limits::{seed_global, seed_tiers, SEED_DEFAULT_TIER};
+pub use meshguard_api::limits::{Rate, RouteCost, TierLimits};
 use meshguard_plugin_kit::config::{ConfigError, Validate};
 use meshguard_plugin_kit::state_client::StateClientConfig;
 use meshguard_policy::ratelimit::Bucket;

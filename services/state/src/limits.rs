@@ -1,8 +1,8 @@
 //! Rate-limit policy: tiers, the global limit and per-route costs, compiled
 //! into GCRA quotas (µs) once at start.
 
-pub use meshguard_api::limits::{RouteCost, TierLimits};
 use meshguard_api::limits::{seed_global, seed_tiers, Rate, SEED_DEFAULT_TIER};
+pub use meshguard_api::limits::{RouteCost, TierLimits};
 use meshguard_policy::gcra::Quota;
 use serde::Deserialize;
 use std::collections::BTreeMap;

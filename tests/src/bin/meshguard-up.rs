@@ -133,8 +133,12 @@ fn main() {
         state.port
     );
     println!("  Redis              redis://127.0.0.1:{REDIS_PORT}   data in .run/redis (AOF)");
-    println!("  meshguard-gdpr     http://127.0.0.1:{GDPR_PORT}    admin token in .run/gdpr-admin-token");
-    println!("  Python upstreams   /api/<service>/...: ml 8101/8102, nlp 8111/8112, fraud 8121/8122,");
+    println!(
+        "  meshguard-gdpr     http://127.0.0.1:{GDPR_PORT}    admin token in .run/gdpr-admin-token"
+    );
+    println!(
+        "  Python upstreams   /api/<service>/...: ml 8101/8102, nlp 8111/8112, fraud 8121/8122,"
+    );
     println!("                     data 8131/8132, blockchain 8141/8142 (fault switches at +1000)");
     println!("Dev tokens (HS256, .run/dev-jwt-key):");
     println!("  TOKEN=$(target/release/meshguard-state token mint --key-file .run/dev-jwt-key --sub alice --tier premium)");

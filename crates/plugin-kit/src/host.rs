@@ -96,7 +96,9 @@ impl HeaderPairs {
             Some((count, rest)) => (u32::from_le_bytes(*count) as usize, rest),
             None => (0, &[][..]),
         };
-        let (sizes, data) = rest.split_at_checked(count.saturating_mul(8)).unwrap_or_default();
+        let (sizes, data) = rest
+            .split_at_checked(count.saturating_mul(8))
+            .unwrap_or_default();
         HeaderIter { sizes, data }
     }
 }
@@ -196,7 +198,9 @@ mod tests {
         assert_eq!(HeaderPairs::default().iter().count(), 0);
         let full = serialize(&[("a", b"1"), ("b", b"2")]);
         for cut in 0..full.len() {
-            let n = HeaderPairs::from_serialized(full[..cut].to_vec()).iter().count();
+            let n = HeaderPairs::from_serialized(full[..cut].to_vec())
+                .iter()
+                .count();
             assert!(n <= 2);
         }
         let mut lying = full.clone();

@@ -5,9 +5,7 @@ use crate::ids::{hex, traceparent_header, RandomPool};
 use crate::root::Runtime;
 use crate::spans::SpanRecord;
 use meshguard_plugin_kit::host;
-use meshguard_policy::trace_context::{
-    propagate, Origin, PropagationPolicy, SpanId, TraceParent,
-};
+use meshguard_policy::trace_context::{propagate, Origin, PropagationPolicy, SpanId, TraceParent};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use std::rc::Rc;

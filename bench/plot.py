@@ -37,11 +37,11 @@ def main(results: Path) -> None:
     ax.barh(y, median, xerr=[low, high], color=colors, capsize=3)
     ax.set_yticks(y, names)
     bare = median[0]
-    for yi, m in zip(y, median):
-        ax.text(m + 1, yi, f"{m:.1f} µs ({m / bare:.2f}×)", va="center", fontsize=8)
+    for yi, m, h in zip(y, median, high):
+        ax.text(m + h + 1.5, yi, f"{m:.1f} µs ({m / bare:.2f}×)", va="center", fontsize=8)
     ax.axvline(bare, color="#888888", linestyle=":", linewidth=1)
     ax.set_xlabel("Envoy CPU µs per request (median, min–max)")
-    ax.set_title(f"Meshguard vs bare and native Envoy — {data.get('date', '')}, {data.get('machine', '')}",
+    ax.set_title(f"Meshguard vs bare and native Envoy\n{data.get('date', '')}, {data.get('machine', '')}",
                  fontsize=9)
     ax.set_xlim(0, max(m + h for m, h in zip(median, high)) * 1.3)
     fig.tight_layout()

@@ -155,12 +155,6 @@ pub fn request_header_pairs() -> HeaderPairs {
     }
 }
 
-/// Replaces all request headers with `pairs` in one host call (instead of a
-/// call per header changed).
-pub fn set_request_header_pairs(pairs: Vec<(&str, &[u8])>) {
-    let _ = hostcalls::set_map_bytes(MapType::HttpRequestHeaders, pairs);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,9 +2,12 @@
 //! and packages in a temp dir, wired to a given Redis and state service.
 
 use crate::paths::service_binary;
+use crate::ports::free_port;
+use crate::process::Process;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 /// Environment variables the binary reads that must not leak in from the
 /// caller's shell.
@@ -22,6 +25,10 @@ const GDPR_ENV: &[&str] = &[
     "MESHGUARD_GDPR_PUBLIC_URL",
     "MESHGUARD_GDPR_ADMIN_TOKEN",
     "MESHGUARD_GDPR_ADMIN_TOKEN_FILE",
+    "MESHGUARD_GDPR_PACKAGE_TTL_S",
+    "MESHGUARD_GDPR_REVOCATION_GRACE_MS",
+    "MESHGUARD_GDPR_LISTEN",
+    "MESHGUARD_GDPR_TICK_S",
 ];
 
 pub struct Gdpr {
@@ -112,6 +119,9 @@ impl Gdpr {
             .env("MESHGUARD_GDPR_OUTBOX", self.outbox())
             .env("MESHGUARD_GDPR_PACKAGES", self.dir.join("packages"))
             .env("MESHGUARD_ACTOR", "test-operator")
+            // No auth plugin to wait for unless a test says so
+            // (`--revocation-grace-ms`, as gdpr_envoy does).
+            .env("MESHGUARD_GDPR_REVOCATION_GRACE_MS", "0")
             .args(args);
         if self.connectors_path().exists() {
             c.env("MESHGUARD_GDPR_CONNECTORS", self.connectors_path());
@@ -197,6 +207,52 @@ impl Gdpr {
         let verified = self.ok(&["request", "verify", &id, "--code", &code]);
         assert_eq!(verified["status"], "verified");
         id
+    }
+}
+
+/// `meshguard-gdpr serve` on a free port, sharing the CLI's database, key,
+/// outbox and packages; stopped on drop.
+pub struct GdprServer {
+    pub port: u16,
+    pub admin_token: String,
+    process: Process,
+}
+
+impl GdprServer {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+}
+
+impl Gdpr {
+    /// Starts `serve` with a fresh admin token (in a file) and `extra`
+    /// flags; ready once `/healthz` answers. Download links point at it.
+    pub fn serve(&self, extra: &[&str]) -> GdprServer {
+        let port = free_port();
+        let admin_token = format!("gdpr-admin-{}-{port}-0123456789", std::process::id());
+        let token_file = self.dir.join("gdpr-admin.token");
+        std::fs::write(&token_file, &admin_token).expect("admin token file");
+        let listen = format!("127.0.0.1:{port}");
+        let mut command = self.command(&["serve", "--listen", &listen]);
+        command
+            .env("MESHGUARD_GDPR_ADMIN_TOKEN_FILE", &token_file)
+            .env("MESHGUARD_GDPR_PUBLIC_URL", format!("http://{listen}"))
+            .args(extra);
+        let mut process = Process::spawn("meshguard-gdpr", command, &self.dir);
+        process.wait_until(Duration::from_secs(20), "answering /healthz", || {
+            crate::http::Request::get("/healthz")
+                .send(port)
+                .is_ok_and(|r| r.status == 200)
+        });
+        GdprServer {
+            port,
+            admin_token,
+            process,
+        }
     }
 }
 

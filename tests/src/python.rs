@@ -167,7 +167,7 @@ impl Upstreams {
         let gdpr_token = options
             .gdpr_token
             .clone()
-            .unwrap_or_else(|| format!("gdpr-{}-{}", std::process::id(), free_port()));
+            .unwrap_or_else(|| format!("gdpr-token-{:08}-{:05}", std::process::id(), free_port()));
         let env = vec![
             (
                 "PYTHONPATH".to_string(),

@@ -2,9 +2,38 @@
 //! error degrades to "absent" instead of a panic (the SDK's trait methods
 //! unwrap, and their `String` variants panic on non-UTF-8 header bytes).
 
+use crate::config::{self, Validate};
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::MapType;
+use proxy_wasm::types::{BufferType, MapType};
+use serde::de::DeserializeOwned;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The filter's `configuration`, parsed and validated. On error the reason,
+/// naming the field, is logged and `None` returned: `on_configure` then
+/// returns false and Envoy refuses the filter.
+pub fn plugin_configuration<T>() -> Option<T>
+where
+    T: DeserializeOwned + Default + Validate,
+{
+    let raw = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+        .ok()
+        .flatten();
+    config::load(raw.as_deref())
+        .map_err(|err| log::error!("{err}"))
+        .ok()
+}
+
+/// The body of the `dispatch_http_call` response being handled, if it is
+/// at most `max` bytes (else empty).
+pub fn call_response_body(body_size: usize, max: usize) -> Vec<u8> {
+    if body_size == 0 || body_size > max {
+        return Vec::new();
+    }
+    hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
 
 /// Nanoseconds since the Unix epoch by the proxy's clock (0 if unavailable).
 pub fn now_unix_nanos() -> u64 {

@@ -5,7 +5,7 @@
 use crate::config::ConfigError;
 use crate::host;
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, MapType};
+use proxy_wasm::types::MapType;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -183,14 +183,7 @@ impl StateClient {
     /// response is a failure.
     pub fn outcome(&mut self, body_size: usize) -> CallOutcome {
         let status = host::call_response_status();
-        let body = if body_size > 0 {
-            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+        let body = host::call_response_body(body_size, usize::MAX);
         let etag = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, "etag")
             .ok()
             .flatten()

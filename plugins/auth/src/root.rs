@@ -10,12 +10,11 @@ use crate::stats::Stats;
 use crate::sync::FeedState;
 use crate::verify::VerifyPolicy;
 use meshguard_api::revocation::RevocationFeed;
-use meshguard_plugin_kit::config;
 use meshguard_plugin_kit::host;
 use meshguard_plugin_kit::state_client::StateClient;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{BufferType, ContextType};
+use proxy_wasm::types::ContextType;
 use sha2::{Digest, Sha256};
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -158,14 +157,7 @@ impl AuthRoot {
 
     fn on_jwks_response(&mut self, runtime: &Runtime, body_size: usize) {
         let status = host::call_response_status();
-        let body = if body_size > 0 && body_size <= MAX_JWKS_BYTES {
-            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+        let body = host::call_response_body(body_size, MAX_JWKS_BYTES);
         let digest: [u8; 32] = Sha256::digest(&body).into();
         if status == Some(200) && self.jwks_digest == Some(digest) {
             // Unchanged: keep the keys and the verified-token cache.
@@ -258,15 +250,8 @@ impl Context for AuthRoot {
 
 impl RootContext for AuthRoot {
     fn on_configure(&mut self, _: usize) -> bool {
-        let raw = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
-            .ok()
-            .flatten();
-        let config: AuthConfig = match config::load(raw.as_deref()) {
-            Ok(config) => config,
-            Err(err) => {
-                log::error!("{err}");
-                return false;
-            }
+        let Some(config) = host::plugin_configuration::<AuthConfig>() else {
+            return false;
         };
         let global_algs = config.global_algorithms();
         let configured_keys = match &config.jwks {

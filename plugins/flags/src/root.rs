@@ -6,12 +6,12 @@ use crate::config::FlagsConfig;
 use crate::filter::FlagsFilter;
 use crate::metrics::{Gauge, Registry};
 use meshguard_api::flags::FlagSnapshot;
-use meshguard_plugin_kit::config;
+use meshguard_plugin_kit::host;
 use meshguard_plugin_kit::state_client::{CallError, StateClient};
 use meshguard_plugin_kit::stats::Counter;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{BufferType, ContextType};
+use proxy_wasm::types::ContextType;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -137,15 +137,8 @@ impl Context for FlagsRoot {
 
 impl RootContext for FlagsRoot {
     fn on_configure(&mut self, _: usize) -> bool {
-        let raw = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
-            .ok()
-            .flatten();
-        let config: FlagsConfig = match config::load(raw.as_deref()) {
-            Ok(config) => config,
-            Err(err) => {
-                log::error!("{err}");
-                return false;
-            }
+        let Some(config) = host::plugin_configuration::<FlagsConfig>() else {
+            return false;
         };
         let metrics = &config.metrics;
         let mut registry =

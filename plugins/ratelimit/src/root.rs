@@ -8,14 +8,13 @@ use crate::leases::{Leases, Retired};
 use crate::shared::SharedBuckets;
 use crate::stats::{Stats, TierStats};
 use meshguard_api::lease::{LeaseRequest, LeaseResponse, UsageReport, UsageResponse};
-use meshguard_plugin_kit::config;
 use meshguard_plugin_kit::host;
 use meshguard_plugin_kit::state_client::StateClient;
 use meshguard_policy::ratelimit::limiter::Limiter;
 use meshguard_policy::ratelimit::{Bucket, Costs};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{BufferType, ContextType};
+use proxy_wasm::types::ContextType;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
@@ -285,15 +284,8 @@ impl Context for RateLimitRoot {
 
 impl RootContext for RateLimitRoot {
     fn on_configure(&mut self, _: usize) -> bool {
-        let raw = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
-            .ok()
-            .flatten();
-        let config: RateLimitConfig = match config::load(raw.as_deref()) {
-            Ok(config) => config,
-            Err(err) => {
-                log::error!("{err}");
-                return false;
-            }
+        let Some(config) = host::plugin_configuration::<RateLimitConfig>() else {
+            return false;
         };
         let tick_ms = match config.mode {
             Mode::Hybrid => Some(config.hybrid.refresh_ms),

@@ -4,13 +4,12 @@ use crate::config::TraceConfig;
 use crate::filter::TraceFilter;
 use crate::ids::RandomPool;
 use crate::spans::{otlp_json, SpanBuffer};
-use meshguard_plugin_kit::config;
 use meshguard_plugin_kit::host;
 use meshguard_plugin_kit::stats::Counter;
 use meshguard_policy::sampling::{Sampler, SamplingMode};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{BufferType, ContextType};
+use proxy_wasm::types::ContextType;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -80,15 +79,8 @@ impl Context for TraceRoot {
 
 impl RootContext for TraceRoot {
     fn on_configure(&mut self, _: usize) -> bool {
-        let raw = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
-            .ok()
-            .flatten();
-        let config: TraceConfig = match config::load(raw.as_deref()) {
-            Ok(config) => config,
-            Err(err) => {
-                log::error!("{err}");
-                return false;
-            }
+        let Some(config) = host::plugin_configuration::<TraceConfig>() else {
+            return false;
         };
         let capacity = config.export.as_ref().map_or(0, |e| e.max_buffered);
         if let Some(export) = &config.export {

@@ -2,6 +2,7 @@
 //! the connectors file.
 
 use crate::error::{Error, Result};
+use crate::export;
 use clap::Args;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -117,6 +118,30 @@ pub struct Settings {
         default_value_t = 86_400
     )]
     pub token_max_lifetime_s: i64,
+    /// How long an export package stays downloadable through its link
+    /// (seconds; 7 days by default), then `prune-packages` deletes it.
+    #[arg(
+        long,
+        global = true,
+        env = "MESHGUARD_GDPR_PACKAGE_TTL_S",
+        default_value_t = export::PACKAGE_TTL_S,
+        value_parser = clap::value_parser!(i64).range(1..=export::PACKAGE_TTL_S)
+    )]
+    pub package_ttl_s: i64,
+    /// How long an erasure waits after revoking the user's tokens before it
+    /// erases data, so every Envoy has applied the cutoff (or, past the auth
+    /// plugin's `revocation.max_staleness_ms`, fails closed) and no request
+    /// still admitted writes new records behind the erasure. Keep it at
+    /// least that `max_staleness_ms`; counted from the revoke step, so a
+    /// resumed erasure waits only for what is left.
+    #[arg(
+        long,
+        global = true,
+        env = "MESHGUARD_GDPR_REVOCATION_GRACE_MS",
+        default_value_t = 30_000,
+        value_parser = clap::value_parser!(u64).range(0..=600_000)
+    )]
+    pub revocation_grace_ms: u64,
 }
 
 impl Settings {

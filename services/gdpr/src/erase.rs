@@ -1,5 +1,6 @@
 //! Art. 17 erasure, step by step: revoke the user's tokens first (a
-//! not-before cutoff through meshguard-state), then erase every indexed
+//! not-before cutoff through meshguard-state) and give the auth plugins
+//! `--revocation-grace-ms` to apply it, then erase every indexed
 //! Redis entry, every connector's records and the local consent history.
 //! Each step is recorded before the next starts, so a rerun after a crash
 //! resumes at the first step not done; every step is safe to repeat.
@@ -311,10 +312,12 @@ pub fn run(core: &mut Core, id: &str) -> Result<Erased> {
 fn perform(core: &mut Core, request: &Request, user: &str) -> Result<()> {
     let existing = steps(core, &request.id)?;
     if existing.is_empty() {
-        // Tokens first: from here on nothing the user holds opens a door.
+        // Tokens first; data only once the cutoff has reached the proxies
+        // (await_propagation): then nothing the user holds opens a door.
         add_step(core, &request.id, "revoke", "tokens", "pending", None)?;
     }
     run_pending(core, request, user)?;
+    await_propagation(core, request)?;
     if steps(core, &request.id)?.len() <= 1 {
         plan(core, request, user)?;
     }
@@ -328,6 +331,31 @@ fn perform(core: &mut Core, request: &Request, user: &str) -> Result<()> {
     Err(Error::Unavailable(
         "the user's index keeps growing during erasure (is the user still active?)".into(),
     ))
+}
+
+/// The auth plugins apply the cutoff at their next feed poll: until then a
+/// request with an old token is still admitted and may write new records.
+/// Waits out `--revocation-grace-ms` from the revoke step's completion.
+fn await_propagation(core: &Core, request: &Request) -> Result<()> {
+    let revoked_at = steps(core, &request.id)?
+        .into_iter()
+        .find(|s| s.step == "revoke")
+        .and_then(|s| s.done_at)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok());
+    let Some(revoked_at) = revoked_at else {
+        return Err(Error::Internal(format!(
+            "erasure {}: the revoke step has no completion time",
+            request.id
+        )));
+    };
+    let grace = chrono::Duration::milliseconds(
+        i64::try_from(core.settings.revocation_grace_ms).unwrap_or(i64::MAX),
+    );
+    let elapsed = chrono::Utc::now().signed_duration_since(revoked_at);
+    if let Ok(left) = (grace - elapsed).to_std() {
+        std::thread::sleep(left);
+    }
+    Ok(())
 }
 
 fn finalize(core: &mut Core, request: &Request, user: &str) -> Result<()> {

@@ -1,6 +1,7 @@
 //! Art. 15 access and Art. 20 portability: collect the user's data from
 //! meshguard-state's Redis and every connector, write one package, and
-//! hand it out through an unguessable link for 7 days.
+//! hand it out through an unguessable link for 7 days (or a shorter
+//! `--package-ttl-s`).
 
 use crate::config::Connector;
 use crate::core::Core;
@@ -15,7 +16,8 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-pub const PACKAGE_DAYS: i64 = 7;
+/// Art. 15 packages are handed out for 7 days (the longest `--package-ttl-s`).
+pub const PACKAGE_TTL_S: i64 = 7 * 86_400;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -233,7 +235,7 @@ pub fn run(core: &mut Core, id: &str, format: Format) -> Result<Exported> {
         .packages_dir
         .join(format!("{token_hash}.{}", format.ext()));
     std::fs::write(&path, &bytes)?;
-    let expires = chrono::Utc::now() + chrono::Duration::days(PACKAGE_DAYS);
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(core.settings.package_ttl_s);
     let tx = core.conn.transaction()?;
     tx.execute(
         "INSERT INTO packages (token_hash, request_id, format, path, created_at, expires_at)

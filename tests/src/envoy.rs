@@ -332,6 +332,37 @@ impl Envoy {
     }
 }
 
+/// Starts Envoy with the plugin `name` under each configuration, side by side,
+/// and asserts that Envoy refuses every one with a log containing the
+/// expected text (the field at fault).
+pub fn assert_configs_refused(name: &str, cases: &[(&str, &str)]) {
+    std::thread::scope(|scope| {
+        let checks: Vec<_> = cases
+            .iter()
+            .map(|&(config, expected)| {
+                scope.spawn(move || {
+                    let refused =
+                        Envoy::try_start(EnvoySpec::new().plugin(Plugin::raw(name, config)))
+                            .err()
+                            .unwrap_or_else(|| {
+                                panic!("envoy accepted {name} configuration {config}")
+                            });
+                    assert!(
+                        refused.log.contains(expected),
+                        "log for {config} lacks {expected:?}:\n{}",
+                        refused.log
+                    );
+                })
+            })
+            .collect();
+        for check in checks {
+            if let Err(panic) = check.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+}
+
 fn admin_get(port: u16, path: &str) -> Option<Response> {
     Request::get(path).send(port).ok()
 }

@@ -5,6 +5,7 @@
 mod auth_support;
 
 use auth_support::*;
+use meshguard_harness::envoy::assert_configs_refused;
 use meshguard_harness::paths::plugin_wasm;
 use meshguard_harness::wasm_imports::{envoy_provides, imports};
 use meshguard_harness::{Envoy, EnvoySpec, Plugin};
@@ -45,26 +46,8 @@ fn malformed_configuration_is_refused_naming_the_field() {
         ),
         (r#"{"issuers": ["#.to_string(), "invalid configuration"),
     ];
-    // One Envoy per case, started side by side: each refusal takes a while.
-    let checks: Vec<_> = cases
-        .into_iter()
-        .map(|(config, expected)| {
-            std::thread::spawn(move || {
-                let refused =
-                    Envoy::try_start(EnvoySpec::new().plugin(Plugin::raw("auth", &config)))
-                        .err()
-                        .unwrap_or_else(|| panic!("envoy accepted {config}"));
-                assert!(
-                    refused.log.contains(expected),
-                    "log for {config} lacks {expected:?}:\n{}",
-                    refused.log
-                );
-            })
-        })
-        .collect();
-    for check in checks {
-        check.join().unwrap();
-    }
+    let cases: Vec<(&str, &str)> = cases.iter().map(|(c, e)| (c.as_str(), *e)).collect();
+    assert_configs_refused("auth", &cases);
 }
 
 #[test]

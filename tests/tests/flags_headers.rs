@@ -5,6 +5,7 @@
 mod flags_support;
 
 use flags_support::{checkout, ml_v2, native_variant, Mesh};
+use meshguard_harness::envoy::assert_configs_refused;
 use meshguard_harness::{Envoy, EnvoySpec, Plugin, Request};
 use serde_json::{json, Value};
 
@@ -174,16 +175,7 @@ fn malformed_configuration_is_refused_naming_the_field() {
         (r#"{"flagz": []}"#, "unknown field `flagz`"),
         (r#"{"flags": "#, "invalid configuration"),
     ];
-    for (config, expected) in cases {
-        let refused = Envoy::try_start(EnvoySpec::new().plugin(Plugin::raw("flags", config)))
-            .err()
-            .unwrap_or_else(|| panic!("envoy accepted {config}"));
-        assert!(
-            refused.log.contains(expected),
-            "log for {config} lacks {expected:?}:\n{}",
-            refused.log
-        );
-    }
+    assert_configs_refused("flags", &cases);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 mod ratelimit_support;
 
+use meshguard_harness::envoy::assert_configs_refused;
 use meshguard_harness::{Envoy, EnvoySpec, Plugin, Request};
 use ratelimit_support::{as_user, assert_limited, count, remaining, start, statuses, CostUpstream};
 use serde_json::json;
@@ -194,16 +195,7 @@ fn malformed_configuration_is_refused_naming_the_field() {
         (r#"{"shadwo": true}"#, "unknown field `shadwo`"),
         (r#"{"mode": "local""#, "invalid configuration"),
     ];
-    for (config, expected) in cases {
-        let refused = Envoy::try_start(EnvoySpec::new().plugin(Plugin::raw("ratelimit", config)))
-            .err()
-            .unwrap_or_else(|| panic!("envoy accepted {config}"));
-        assert!(
-            refused.log.contains(expected),
-            "log for {config} lacks {expected:?}:\n{}",
-            refused.log
-        );
-    }
+    assert_configs_refused("ratelimit", &cases);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Bad configuration is refused by Envoy with a message naming the field;
 //! bad header bytes never break the proxy; the plugin starts without config.
 
+use meshguard_harness::envoy::assert_configs_refused;
 use meshguard_harness::http::send_raw;
 use meshguard_harness::{Envoy, EnvoySpec, Plugin, Request};
 
@@ -33,16 +34,7 @@ fn malformed_configuration_is_refused_naming_the_field() {
         ),
         (r#"{"sampling_ratio": 0.5"#, "invalid configuration"),
     ];
-    for (config, expected) in cases {
-        let refused = Envoy::try_start(EnvoySpec::new().plugin(Plugin::raw("trace", config)))
-            .err()
-            .unwrap_or_else(|| panic!("envoy accepted {config}"));
-        assert!(
-            refused.log.contains(expected),
-            "log for {config} lacks {expected:?}:\n{}",
-            refused.log
-        );
-    }
+    assert_configs_refused("trace", &cases);
 }
 
 #[test]

@@ -5,3 +5,4 @@ pub mod config;
 pub mod host;
 pub mod state_client;
 pub mod stats;
+pub mod tick_gate;

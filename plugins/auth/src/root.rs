@@ -10,6 +10,7 @@ use crate::stats::Stats;
 use crate::sync::FeedState;
 use crate::verify::VerifyPolicy;
 use meshguard_api::revocation::RevocationFeed;
+use meshguard_plugin_kit::config::ConfigError;
 use meshguard_plugin_kit::host;
 use meshguard_plugin_kit::state_client::StateClient;
 use proxy_wasm::hostcalls;
@@ -21,7 +22,7 @@ use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::Duration;
 
-const FIRST_TICK: Duration = Duration::from_millis(10);
+pub const FIRST_TICK: Duration = Duration::from_millis(10);
 
 /// Largest JWKS body read from the cluster.
 const MAX_JWKS_BYTES: usize = 1 << 20;
@@ -60,6 +61,7 @@ pub struct AuthRoot {
     jwks_digest: Option<[u8; 32]>,
     /// The regular tick period, set after the first (short) tick.
     tick_period: Option<Duration>,
+    first_tick_pending: bool,
 }
 
 impl AuthRoot {
@@ -248,22 +250,15 @@ impl Context for AuthRoot {
     }
 }
 
-impl RootContext for AuthRoot {
-    fn on_configure(&mut self, _: usize) -> bool {
-        let Some(config) = host::plugin_configuration::<AuthConfig>() else {
-            return false;
-        };
+impl AuthRoot {
+    /// Applies an already validated configuration; refuses one whose keys do not parse.
+    pub fn configure(&mut self, config: AuthConfig) -> Result<(), ConfigError> {
         let global_algs = config.global_algorithms();
         let configured_keys = match &config.jwks {
             Some(doc) => match KeySet::parse(doc, &config.key_algorithms, &global_algs) {
                 Ok(keys) => keys,
                 Err(err) => {
-                    log::error!(
-                        "invalid configuration: field `jwks.{}`: {}",
-                        err.field,
-                        err.message
-                    );
-                    return false;
+                    return Err(ConfigError::new(format!("jwks.{}", err.field), err.message))
                 }
             },
             None => KeySet::default(),
@@ -287,11 +282,6 @@ impl RootContext for AuthRoot {
             .into_iter()
             .min()
             .map(|p| Duration::from_millis(p.max(50)));
-        if self.tick_period.is_some() {
-            // The first tick comes soon: until a worker's first feed sync it
-            // refuses tokens, and the first JWKS fetch is due.
-            let _ = hostcalls::set_tick_period(FIRST_TICK);
-        }
         let stats = Stats::define();
         stats.keys.set(configured_keys.len() as u64);
         let policy = VerifyPolicy {
@@ -318,13 +308,18 @@ impl RootContext for AuthRoot {
             policy,
             config,
         }));
-        true
+        Ok(())
     }
 
-    fn on_tick(&mut self) {
-        if let Some(period) = self.tick_period.take() {
-            let _ = hostcalls::set_tick_period(period);
-        }
+    /// How often `tick` has work to do; `None`: never. The first tick
+    /// should come sooner (`FIRST_TICK`): until a worker's first feed sync
+    /// it refuses tokens, and the first JWKS fetch is due.
+    pub fn tick_period(&self) -> Option<Duration> {
+        self.tick_period
+    }
+
+    /// Syncs, fetches and reports what is due; may be called more often.
+    pub fn tick(&mut self) {
         let Some(runtime) = self.runtime.clone() else {
             return;
         };
@@ -339,8 +334,39 @@ impl RootContext for AuthRoot {
         self.report_activity(&runtime, now);
     }
 
+    /// A per-request context of this worker.
+    pub fn filter(&self) -> AuthFilter {
+        AuthFilter::new(self.runtime.clone())
+    }
+}
+
+impl RootContext for AuthRoot {
+    fn on_configure(&mut self, _: usize) -> bool {
+        let Some(config) = host::plugin_configuration::<AuthConfig>() else {
+            return false;
+        };
+        if let Err(err) = self.configure(config) {
+            log::error!("{err}");
+            return false;
+        }
+        if self.tick_period.is_some() {
+            let _ = hostcalls::set_tick_period(FIRST_TICK);
+            self.first_tick_pending = true;
+        }
+        true
+    }
+
+    fn on_tick(&mut self) {
+        if std::mem::take(&mut self.first_tick_pending) {
+            if let Some(period) = self.tick_period {
+                let _ = hostcalls::set_tick_period(period);
+            }
+        }
+        self.tick();
+    }
+
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(AuthFilter::new(self.runtime.clone())))
+        Some(Box::new(self.filter()))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -9,10 +9,13 @@ mod filter;
 mod metrics;
 mod root;
 
-use proxy_wasm::traits::RootContext;
-use proxy_wasm::types::LogLevel;
+pub use config::FlagsConfig;
+pub use filter::FlagsFilter;
+pub use root::FlagsRoot;
 
+// Off when the policy is linked into the single-module chain, which has its own.
+#[cfg(feature = "entrypoint")]
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(root::FlagsRoot::default()) });
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> { Box::new(root::FlagsRoot::default()) });
 }}

@@ -9,6 +9,7 @@ use meshguard_api::flags::FlagSnapshot;
 use meshguard_plugin_kit::host;
 use meshguard_plugin_kit::state_client::{CallError, StateClient};
 use meshguard_plugin_kit::stats::Counter;
+use meshguard_plugin_kit::tick_gate::TickGate;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
@@ -91,6 +92,7 @@ pub struct FlagsRoot {
     in_flight: Option<u32>,
     /// The version of the last snapshot seen (applied or not).
     seen_version: Option<u64>,
+    sync_gate: TickGate,
 }
 
 impl FlagsRoot {
@@ -135,11 +137,9 @@ impl Context for FlagsRoot {
     }
 }
 
-impl RootContext for FlagsRoot {
-    fn on_configure(&mut self, _: usize) -> bool {
-        let Some(config) = host::plugin_configuration::<FlagsConfig>() else {
-            return false;
-        };
+impl FlagsRoot {
+    /// Applies an already validated configuration.
+    pub fn configure(&mut self, config: FlagsConfig) {
         let metrics = &config.metrics;
         let mut registry =
             Registry::new(metrics.exposures, metrics.response_time, metrics.max_series);
@@ -147,7 +147,6 @@ impl RootContext for FlagsRoot {
         let stats = Stats::define();
         stats.active_flags.set(set.flags.len() as u64);
         if let Some(sync) = &config.sync {
-            let _ = hostcalls::set_tick_period(Duration::from_millis(sync.interval_ms));
             self.client = Some(StateClient::new(sync.state.clone()));
         }
         self.runtime = Some(Rc::new(Runtime {
@@ -157,10 +156,16 @@ impl RootContext for FlagsRoot {
             active: RefCell::new(Rc::new(set)),
             registry: RefCell::new(registry),
         }));
-        true
     }
 
-    fn on_tick(&mut self) {
+    /// How often `tick` has work to do; `None`: never.
+    pub fn tick_period(&self) -> Option<Duration> {
+        let sync = self.runtime.as_ref()?.config.sync.as_ref()?;
+        Some(Duration::from_millis(sync.interval_ms))
+    }
+
+    /// Polls for a snapshot when due; may be called more often.
+    pub fn tick(&mut self) {
         if self.in_flight.is_some() {
             return;
         }
@@ -170,6 +175,10 @@ impl RootContext for FlagsRoot {
         let Some(sync) = &runtime.config.sync else {
             return;
         };
+        let period = Duration::from_millis(sync.interval_ms);
+        if !self.sync_gate.due(period, host::now_unix_nanos()) {
+            return;
+        }
         let etag = self.seen_version.map(|v| format!("\"{v}\""));
         let headers: Vec<(&str, &str)> = etag
             .as_deref()
@@ -189,8 +198,30 @@ impl RootContext for FlagsRoot {
         }
     }
 
+    /// A per-request context of this worker.
+    pub fn filter(&self) -> FlagsFilter {
+        FlagsFilter::new(self.runtime.clone())
+    }
+}
+
+impl RootContext for FlagsRoot {
+    fn on_configure(&mut self, _: usize) -> bool {
+        let Some(config) = host::plugin_configuration::<FlagsConfig>() else {
+            return false;
+        };
+        self.configure(config);
+        if let Some(period) = self.tick_period() {
+            let _ = hostcalls::set_tick_period(period);
+        }
+        true
+    }
+
+    fn on_tick(&mut self) {
+        self.tick();
+    }
+
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(FlagsFilter::new(self.runtime.clone())))
+        Some(Box::new(self.filter()))
     }
 
     fn get_type(&self) -> Option<ContextType> {

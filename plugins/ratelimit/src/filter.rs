@@ -71,6 +71,12 @@ impl RateLimitFilter {
         }
     }
 
+    /// Paused on a call to meshguard-state: the request resumes (or is
+    /// refused) when the answer comes.
+    pub fn is_waiting(&self) -> bool {
+        self.call.is_some()
+    }
+
     /// Lets the request through or refuses it; `limited` is what the buckets said.
     fn conclude(
         &mut self,

@@ -12,10 +12,13 @@ mod root;
 mod shared;
 mod stats;
 
-use proxy_wasm::traits::RootContext;
-use proxy_wasm::types::LogLevel;
+pub use config::RateLimitConfig;
+pub use filter::RateLimitFilter;
+pub use root::RateLimitRoot;
 
+// Off when the policy is linked into the single-module chain, which has its own.
+#[cfg(feature = "entrypoint")]
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(root::RateLimitRoot::default()) });
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> { Box::new(root::RateLimitRoot::default()) });
 }}

@@ -8,8 +8,10 @@ use crate::leases::{Leases, Retired};
 use crate::shared::SharedBuckets;
 use crate::stats::{Stats, TierStats};
 use meshguard_api::lease::{LeaseRequest, LeaseResponse, UsageReport, UsageResponse};
+use meshguard_plugin_kit::config::ConfigError;
 use meshguard_plugin_kit::host;
 use meshguard_plugin_kit::state_client::StateClient;
+use meshguard_plugin_kit::tick_gate::TickGate;
 use meshguard_policy::ratelimit::limiter::Limiter;
 use meshguard_policy::ratelimit::{Bucket, Costs};
 use proxy_wasm::hostcalls;
@@ -130,6 +132,7 @@ pub struct RateLimitRoot {
     runtime: Option<Rc<Runtime>>,
     calls: HashMap<u32, RootCall>,
     topping_up: HashSet<String>,
+    tick_gate: TickGate,
 }
 
 impl RateLimitRoot {
@@ -282,32 +285,35 @@ impl Context for RateLimitRoot {
     }
 }
 
-impl RootContext for RateLimitRoot {
-    fn on_configure(&mut self, _: usize) -> bool {
-        let Some(config) = host::plugin_configuration::<RateLimitConfig>() else {
-            return false;
-        };
-        let tick_ms = match config.mode {
-            Mode::Hybrid => Some(config.hybrid.refresh_ms),
-            Mode::Exact if config.response_cost_header.is_some() => Some(CHARGE_INTERVAL_MS),
-            _ => None,
-        };
-        let Some(runtime) = Runtime::new(config) else {
-            log::error!("invalid configuration: field `tiers`: a limit does not compile");
-            return false;
-        };
-        if let Some(ms) = tick_ms {
-            let _ = hostcalls::set_tick_period(Duration::from_millis(ms));
-        }
+impl RateLimitRoot {
+    /// Applies an already validated configuration; refuses one whose limits do not compile.
+    pub fn configure(&mut self, config: RateLimitConfig) -> Result<(), ConfigError> {
+        let runtime = Runtime::new(config)
+            .ok_or_else(|| ConfigError::new("tiers", "a limit does not compile"))?;
         self.runtime = Some(Rc::new(runtime));
-        true
+        Ok(())
     }
 
-    fn on_tick(&mut self) {
-        let Some(runtime) = self.runtime.clone() else {
+    /// How often `tick` has work to do; `None`: never.
+    pub fn tick_period(&self) -> Option<Duration> {
+        let config = &self.runtime.as_ref()?.config;
+        let ms = match config.mode {
+            Mode::Hybrid => config.hybrid.refresh_ms,
+            Mode::Exact if config.response_cost_header.is_some() => CHARGE_INTERVAL_MS,
+            _ => return None,
+        };
+        Some(Duration::from_millis(ms))
+    }
+
+    /// Tops up and settles leases and sends charges when due; may be called more often.
+    pub fn tick(&mut self) {
+        let (Some(runtime), Some(period)) = (self.runtime.clone(), self.tick_period()) else {
             return;
         };
         let now_ns = host::now_unix_nanos();
+        if !self.tick_gate.due(period, now_ns) {
+            return;
+        }
         if runtime.config.mode == Mode::Hybrid {
             self.top_up(&runtime, now_ns);
             self.settle_retired(&runtime, now_ns);
@@ -315,8 +321,33 @@ impl RootContext for RateLimitRoot {
         self.send_charges(&runtime);
     }
 
+    /// A per-request context of this worker.
+    pub fn filter(&self) -> RateLimitFilter {
+        RateLimitFilter::new(self.runtime.clone())
+    }
+}
+
+impl RootContext for RateLimitRoot {
+    fn on_configure(&mut self, _: usize) -> bool {
+        let Some(config) = host::plugin_configuration::<RateLimitConfig>() else {
+            return false;
+        };
+        if let Err(err) = self.configure(config) {
+            log::error!("{err}");
+            return false;
+        }
+        if let Some(period) = self.tick_period() {
+            let _ = hostcalls::set_tick_period(period);
+        }
+        true
+    }
+
+    fn on_tick(&mut self) {
+        self.tick();
+    }
+
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(RateLimitFilter::new(self.runtime.clone())))
+        Some(Box::new(self.filter()))
     }
 
     fn get_type(&self) -> Option<ContextType> {

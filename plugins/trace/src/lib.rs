@@ -8,10 +8,13 @@ mod ids;
 mod root;
 mod spans;
 
-use proxy_wasm::traits::RootContext;
-use proxy_wasm::types::LogLevel;
+pub use config::TraceConfig;
+pub use filter::TraceFilter;
+pub use root::TraceRoot;
 
+// Off when the policy is linked into the single-module chain, which has its own.
+#[cfg(feature = "entrypoint")]
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(root::TraceRoot::default()) });
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> { Box::new(root::TraceRoot::default()) });
 }}

@@ -6,6 +6,7 @@ use crate::ids::RandomPool;
 use crate::spans::{otlp_json, SpanBuffer};
 use meshguard_plugin_kit::host;
 use meshguard_plugin_kit::stats::Counter;
+use meshguard_plugin_kit::tick_gate::TickGate;
 use meshguard_policy::sampling::{Sampler, SamplingMode};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -52,6 +53,75 @@ pub struct TraceRoot {
     runtime: Option<Rc<Runtime>>,
     /// The export call under way: its token and how many spans it carries.
     in_flight: Option<(u32, usize)>,
+    export_gate: TickGate,
+}
+
+impl TraceRoot {
+    /// Applies an already validated configuration.
+    pub fn configure(&mut self, config: TraceConfig) {
+        let capacity = config.export.as_ref().map_or(0, |e| e.max_buffered);
+        self.runtime = Some(Rc::new(Runtime {
+            sampler: Sampler::new(config.sampling_ratio),
+            mode: config.sampling_mode.into(),
+            stats: Stats::define(),
+            spans: RefCell::new(SpanBuffer::new(capacity)),
+            random: RefCell::new(RandomPool::default()),
+            config,
+        }));
+    }
+
+    /// How often `tick` has work to do; `None`: never.
+    pub fn tick_period(&self) -> Option<Duration> {
+        let export = self.runtime.as_ref()?.config.export.as_ref()?;
+        Some(Duration::from_millis(export.interval_ms))
+    }
+
+    /// Exports buffered spans when an export is due; may be called more often.
+    pub fn tick(&mut self) {
+        if self.in_flight.is_some() {
+            return;
+        }
+        let Some(runtime) = self.runtime.clone() else {
+            return;
+        };
+        let Some(export) = &runtime.config.export else {
+            return;
+        };
+        let period = Duration::from_millis(export.interval_ms);
+        if !self.export_gate.due(period, host::now_unix_nanos()) {
+            return;
+        }
+        let batch = match runtime.spans.try_borrow_mut() {
+            Ok(mut spans) if !spans.is_empty() => spans.take(export.max_batch),
+            _ => return,
+        };
+        let body = otlp_json(&runtime.config.service_name, &batch);
+        let mut headers: Vec<(&str, &str)> = vec![
+            (":method", "POST"),
+            (":path", &export.path),
+            (":authority", &export.authority),
+            ("content-type", "application/json"),
+        ];
+        headers.extend(export.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let timeout = Duration::from_millis(export.timeout_ms);
+        match hostcalls::dispatch_http_call(&export.cluster, headers, Some(&body), vec![], timeout)
+        {
+            Ok(token) => self.in_flight = Some((token, batch.len())),
+            Err(status) => {
+                runtime.stats.spans_dropped.add(batch.len() as u64);
+                log::warn!(
+                    "cannot call cluster {:?} ({status:?}); {} spans dropped",
+                    export.cluster,
+                    batch.len()
+                );
+            }
+        }
+    }
+
+    /// A per-request context of this worker.
+    pub fn filter(&self) -> TraceFilter {
+        TraceFilter::new(self.runtime.clone())
+    }
 }
 
 impl Context for TraceRoot {
@@ -82,60 +152,19 @@ impl RootContext for TraceRoot {
         let Some(config) = host::plugin_configuration::<TraceConfig>() else {
             return false;
         };
-        let capacity = config.export.as_ref().map_or(0, |e| e.max_buffered);
-        if let Some(export) = &config.export {
-            let _ = hostcalls::set_tick_period(Duration::from_millis(export.interval_ms));
+        self.configure(config);
+        if let Some(period) = self.tick_period() {
+            let _ = hostcalls::set_tick_period(period);
         }
-        self.runtime = Some(Rc::new(Runtime {
-            sampler: Sampler::new(config.sampling_ratio),
-            mode: config.sampling_mode.into(),
-            stats: Stats::define(),
-            spans: RefCell::new(SpanBuffer::new(capacity)),
-            random: RefCell::new(RandomPool::default()),
-            config,
-        }));
         true
     }
 
     fn on_tick(&mut self) {
-        if self.in_flight.is_some() {
-            return;
-        }
-        let Some(runtime) = &self.runtime else {
-            return;
-        };
-        let Some(export) = &runtime.config.export else {
-            return;
-        };
-        let batch = match runtime.spans.try_borrow_mut() {
-            Ok(mut spans) if !spans.is_empty() => spans.take(export.max_batch),
-            _ => return,
-        };
-        let body = otlp_json(&runtime.config.service_name, &batch);
-        let mut headers: Vec<(&str, &str)> = vec![
-            (":method", "POST"),
-            (":path", &export.path),
-            (":authority", &export.authority),
-            ("content-type", "application/json"),
-        ];
-        headers.extend(export.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let timeout = Duration::from_millis(export.timeout_ms);
-        match hostcalls::dispatch_http_call(&export.cluster, headers, Some(&body), vec![], timeout)
-        {
-            Ok(token) => self.in_flight = Some((token, batch.len())),
-            Err(status) => {
-                runtime.stats.spans_dropped.add(batch.len() as u64);
-                log::warn!(
-                    "cannot call cluster {:?} ({status:?}); {} spans dropped",
-                    export.cluster,
-                    batch.len()
-                );
-            }
-        }
+        self.tick();
     }
 
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(TraceFilter::new(self.runtime.clone())))
+        Some(Box::new(self.filter()))
     }
 
     fn get_type(&self) -> Option<ContextType> {

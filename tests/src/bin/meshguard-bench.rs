@@ -144,6 +144,19 @@ impl Fixture {
     fn chain(&self) -> Vec<Plugin> {
         vec![self.trace(), self.auth(), self.ratelimit(), self.flags()]
     }
+
+    /// `meshguard_chain.wasm` configured as the four plugins of `chain`.
+    fn single_module(&self) -> Plugin {
+        let mut config = serde_json::Map::new();
+        for plugin in self.chain() {
+            // No configuration: that policy's defaults (the section absent).
+            let section = plugin.config.and_then(|c| serde_json::from_str(&c).ok());
+            if let Some(section) = section {
+                config.insert(plugin.name, section);
+            }
+        }
+        Plugin::new("chain", Some(Value::Object(config)))
+    }
 }
 
 fn is_built(name: &str) -> bool {
@@ -213,6 +226,14 @@ fn variants(cli: &Cli, fixture: &Fixture, notes: &mut Vec<String>) -> Vec<Varian
     }
     if all_built {
         out.push(variant("Meshguard chain (4 plugins)", fixture.chain()));
+    }
+    if is_built("chain") {
+        out.push(variant(
+            "Meshguard chain, single module",
+            vec![fixture.single_module()],
+        ));
+    } else {
+        notes.push("meshguard_chain.wasm not built: left out".into());
     }
     out.push(Variant {
         name: "native: jwt_authn + local_ratelimit + header_mutation".into(),

@@ -92,6 +92,8 @@ fn main() {
     ];
     let mut plugins: Vec<(usize, Plugin)> = built_plugins()
         .into_iter()
+        // The single-module build runs the same policies: never beside them.
+        .filter(|wasm| plugin_name(wasm) != "chain")
         .map(|wasm| {
             let name = plugin_name(&wasm);
             let rank = CHAIN.iter().position(|c| *c == name).unwrap_or(CHAIN.len());

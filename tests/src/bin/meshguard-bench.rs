@@ -72,13 +72,24 @@ enum Area {
     Accuracy,
     /// Envoy RSS bare vs the chain at 1 and 2 workers; .wasm sizes.
     Memory,
+    /// The rate limiter's figures: its CPU cost and accuracy per mode
+    /// (at least 30 s of load per mode).
+    Ratelimit,
+    /// The auth plugin's figures: its CPU cost and propagation over at
+    /// least 200 revocations.
+    Auth,
     /// Everything above.
     All,
 }
 
 impl Cli {
     fn wants(&self, area: Area) -> bool {
-        self.area == area || self.area == Area::All
+        let part_of = match self.area {
+            Area::Ratelimit => [Area::Plugins, Area::Accuracy].contains(&area),
+            Area::Auth => [Area::Plugins, Area::Propagation].contains(&area),
+            _ => false,
+        };
+        self.area == area || self.area == Area::All || part_of
     }
 }
 
@@ -244,7 +255,18 @@ fn variants(cli: &Cli, fixture: &Fixture, notes: &mut Vec<String>) -> Vec<Varian
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    match cli.area {
+        Area::Ratelimit => {
+            cli.only = vec!["ratelimit".into()];
+            cli.accuracy_seconds = cli.accuracy_seconds.max(30);
+        }
+        Area::Auth => {
+            cli.only = vec!["auth".into()];
+            cli.samples = cli.samples.max(200);
+        }
+        _ => {}
+    }
     let profile = std::env::var("MESHGUARD_PROFILE").unwrap_or_else(|_| "debug".into());
     let mut report = format!(
         "# Meshguard benchmarks\n\n{} on {}; Envoy {} with one worker pinned to core {ENVOY_CORE}, \

@@ -34,8 +34,22 @@ class Store:
         self._lock = threading.Lock()
         with self._lock:
             self._db.execute("PRAGMA busy_timeout = 2000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.executescript(SCHEMA)
+            self._open_shared()
+
+    def _open_shared(self) -> None:
+        # Both instances of a service share the file. Switching to WAL takes an
+        # exclusive lock that SQLite does not wait for (busy_timeout is not
+        # consulted), so two instances starting together retry here.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.executescript(SCHEMA)
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def add(self, user_id: str | None, kind: str, data: dict[str, Any]) -> None:
         """Keeps a record for an identified user; anonymous calls keep nothing."""

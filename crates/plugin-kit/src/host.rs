@@ -50,11 +50,6 @@ pub fn random_bytes<const N: usize>() -> Option<[u8; N]> {
     Some(buf)
 }
 
-/// Every request header as raw bytes, duplicates included, in order.
-pub fn request_headers() -> Vec<(String, Vec<u8>)> {
-    hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default()
-}
-
 /// Replaces every copy of a request header; `None` removes it.
 pub fn set_request_header(name: &str, value: Option<&str>) {
     let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
@@ -132,6 +127,7 @@ impl HeaderPairs {
     }
 }
 
+#[derive(Clone)]
 pub struct HeaderIter<'a> {
     sizes: &'a [u8],
     data: &'a [u8],
@@ -185,10 +181,10 @@ pub fn request_header_pairs() -> HeaderPairs {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn serialize(pairs: &[(&str, &[u8])]) -> Vec<u8> {
+    pub(crate) fn serialize(pairs: &[(&str, &[u8])]) -> Vec<u8> {
         let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
         for (name, value) in pairs {
             out.extend((name.len() as u32).to_le_bytes());

@@ -9,6 +9,7 @@ use crate::reply::{self, Refusal};
 use crate::root::{now_ms, Runtime};
 use crate::verify::{self, Reject, Verified};
 use meshguard_plugin_kit::host;
+use meshguard_plugin_kit::request_headers::RequestHeaders;
 use meshguard_policy::auth::claims::{check_issued_at, has_scopes};
 use meshguard_policy::auth::revocation::TokenRef;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -37,13 +38,12 @@ enum Found<'a> {
 }
 
 /// The bearer token from `header` (`Bearer <token>`), else from `cookie`.
-fn find_token<'a>(
-    headers: &'a [(String, Vec<u8>)],
-    header: &str,
-    cookie: Option<&str>,
-) -> Found<'a> {
+fn find_token<'a, I>(headers: I, header: &str, cookie: Option<&str>) -> Found<'a>
+where
+    I: Iterator<Item = (&'a str, &'a [u8])> + Clone,
+{
     let mut found = Found::None;
-    for (_, value) in headers.iter().filter(|(n, _)| n == header) {
+    for (_, value) in headers.clone().filter(|(n, _)| *n == header) {
         if found != Found::None {
             return Found::Ambiguous;
         }
@@ -65,7 +65,7 @@ fn find_token<'a>(
     let Some(cookie) = cookie else {
         return Found::None;
     };
-    for (_, value) in headers.iter().filter(|(n, _)| n == "cookie") {
+    for (_, value) in headers.filter(|(n, _)| *n == "cookie") {
         let Ok(text) = std::str::from_utf8(value) else {
             continue;
         };
@@ -138,7 +138,7 @@ impl AuthFilter {
         result
     }
 
-    fn record_activity(&self, runtime: &Runtime, headers: &[(String, Vec<u8>)], v: &Verified) {
+    fn record_activity(&self, runtime: &Runtime, headers: &RequestHeaders, v: &Verified) {
         let (Some(ac), Some(sid)) = (&runtime.config.session_activity, &v.sid) else {
             return;
         };
@@ -149,11 +149,7 @@ impl AuthFilter {
             return;
         }
         runtime.stats.activity_sampled.inc();
-        let header = |name: &Option<String>| {
-            let name = name.as_deref()?;
-            let (_, value) = headers.iter().find(|(n, _)| n == name)?;
-            std::str::from_utf8(value).ok()
-        };
+        let header = |name: &Option<String>| headers.text(name.as_deref()?);
         let ip = match header(&ac.client_ip_header) {
             Some(list) => list.split(',').next().map(|s| s.trim().to_string()),
             None => host::property(vec!["source", "address"])
@@ -173,31 +169,41 @@ impl AuthFilter {
 
 impl Context for AuthFilter {}
 
-impl HttpContext for AuthFilter {
-    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
-        let headers = host::request_headers();
-        for (name, _) in &headers {
-            if name.starts_with(IDENTITY_PREFIX) {
-                host::set_request_header(name, None);
-            }
-        }
+/// Removes every incoming `x-auth-*` header but those in `keep` (about to
+/// be set, which replaces them anyway).
+fn strip_identity(headers: &mut RequestHeaders, keep: &[&str]) {
+    let incoming: Vec<String> = headers
+        .iter()
+        .map(|(name, _)| name)
+        .filter(|name| name.starts_with(IDENTITY_PREFIX) && !keep.contains(name))
+        .map(str::to_owned)
+        .collect();
+    for name in incoming {
+        headers.set(&name, None);
+    }
+}
+
+impl AuthFilter {
+    /// Verifies the request's token and sets the identity headers in
+    /// `headers` (shared with the other policies in the single-module build).
+    /// A refused request is answered here and never reaches the upstream,
+    /// so client-sent identity headers are stripped only on the way through.
+    pub fn on_request_headers(&mut self, headers: &mut RequestHeaders) -> Action {
         let Some(runtime) = self.runtime.clone() else {
+            strip_identity(headers, &[]);
             return Action::Continue;
         };
         let config = &runtime.config;
-        let path = headers
-            .iter()
-            .find(|(n, _)| n == ":path")
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
-            .unwrap_or("");
+        let path = headers.text(":path").unwrap_or("");
         let path = path.split(['?', '#']).next().unwrap_or("");
         if is_public(&config.public_routes, path) {
             runtime.stats.public.inc();
+            strip_identity(headers, &[]);
             return Action::Continue;
         }
 
         let token = match find_token(
-            &headers,
+            headers.iter(),
             &config.token.header,
             config.token.cookie.as_deref(),
         ) {
@@ -263,19 +269,33 @@ impl HttpContext for AuthFilter {
             );
         }
 
-        host::set_request_header("x-auth-sub", Some(&verified.sub));
-        if let Some(tier) = &verified.tier {
-            host::set_request_header("x-auth-tier", Some(tier));
-        }
-        if let Some(sid) = &verified.sid {
-            host::set_request_header("x-auth-session", Some(sid));
-        }
-        if !verified.scopes.is_empty() {
-            host::set_request_header("x-auth-scopes", Some(&verified.scopes.join(" ")));
+        let scopes = (!verified.scopes.is_empty()).then(|| verified.scopes.join(" "));
+        let identity = [
+            ("x-auth-sub", Some(verified.sub.as_str())),
+            ("x-auth-tier", verified.tier.as_deref()),
+            ("x-auth-session", verified.sid.as_deref()),
+            ("x-auth-scopes", scopes.as_deref()),
+        ];
+        let set: Vec<&str> = identity
+            .iter()
+            .filter(|(_, value)| value.is_some())
+            .map(|(name, _)| *name)
+            .collect();
+        strip_identity(headers, &set);
+        for (name, value) in identity {
+            if value.is_some() {
+                headers.set(name, value);
+            }
         }
         runtime.stats.verified.inc();
-        self.record_activity(&runtime, &headers, &verified);
+        self.record_activity(&runtime, headers, &verified);
         Action::Continue
+    }
+}
+
+impl HttpContext for AuthFilter {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        self.on_request_headers(&mut RequestHeaders::fetch())
     }
 }
 
@@ -283,44 +303,46 @@ impl HttpContext for AuthFilter {
 mod tests {
     use super::*;
 
-    fn h(pairs: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_vec()))
-            .collect()
+    fn h<'a>(
+        pairs: &'a [(&'a str, &'a [u8])],
+    ) -> impl Iterator<Item = (&'a str, &'a [u8])> + Clone {
+        pairs.iter().copied()
     }
 
     #[test]
     fn bearer_from_header_or_cookie() {
         let auth = "authorization";
         assert_eq!(
-            find_token(&h(&[(auth, b"Bearer abc")]), auth, None),
+            find_token(h(&[(auth, b"Bearer abc")]), auth, None),
             Found::Token("abc")
         );
         assert_eq!(
-            find_token(&h(&[(auth, b"bearer  abc ")]), auth, None),
+            find_token(h(&[(auth, b"bearer  abc ")]), auth, None),
             Found::Token("abc")
         );
         assert_eq!(
-            find_token(&h(&[(auth, b"Basic abc")]), auth, None),
+            find_token(h(&[(auth, b"Basic abc")]), auth, None),
             Found::None
         );
         assert_eq!(
-            find_token(&h(&[(auth, b"Bearer a"), (auth, b"Bearer b")]), auth, None),
+            find_token(h(&[(auth, b"Bearer a"), (auth, b"Bearer b")]), auth, None),
             Found::Ambiguous
         );
         assert_eq!(
-            find_token(&h(&[(auth, b"Bearer \xff")]), auth, None),
+            find_token(h(&[(auth, b"Bearer \xff")]), auth, None),
             Found::Ambiguous
         );
-        let cookies = h(&[("cookie", b"x=1; session=tok; y=2")]);
+        let cookies: &[(&str, &[u8])] = &[("cookie", b"x=1; session=tok; y=2")];
         assert_eq!(
-            find_token(&cookies, auth, Some("session")),
+            find_token(h(cookies), auth, Some("session")),
             Found::Token("tok")
         );
-        assert_eq!(find_token(&cookies, auth, None), Found::None);
-        let twice = h(&[("cookie", b"session=a; session=b")]);
-        assert_eq!(find_token(&twice, auth, Some("session")), Found::Ambiguous);
+        assert_eq!(find_token(h(cookies), auth, None), Found::None);
+        let twice: &[(&str, &[u8])] = &[("cookie", b"session=a; session=b")];
+        assert_eq!(
+            find_token(h(twice), auth, Some("session")),
+            Found::Ambiguous
+        );
     }
 
     #[test]

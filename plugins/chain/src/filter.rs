@@ -4,6 +4,7 @@
 
 use meshguard_auth::AuthFilter;
 use meshguard_flags::FlagsFilter;
+use meshguard_plugin_kit::request_headers::RequestHeaders;
 use meshguard_ratelimit::RateLimitFilter;
 use meshguard_trace::TraceFilter;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -62,23 +63,26 @@ impl Context for ChainFilter {
 }
 
 impl HttpContext for ChainFilter {
-    fn on_http_request_headers(&mut self, headers: usize, end: bool) -> Action {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        // One read of the header map for every stage; each sees the changes
+        // of the stages before it (the rate limiter reads auth's identity).
+        let headers = &mut RequestHeaders::fetch();
         self.ran = 1;
         if let Some(f) = &mut self.trace {
-            if f.on_http_request_headers(headers, end) == Action::Pause {
+            if f.on_request_headers(headers) == Action::Pause {
                 return Action::Pause;
             }
         }
         self.ran = 2;
         if let Some(f) = &mut self.auth {
-            if f.on_http_request_headers(headers, end) == Action::Pause {
+            if f.on_request_headers(headers) == Action::Pause {
                 return Action::Pause;
             }
         }
         self.ran = 3;
         let mut waiting = false;
         if let Some(f) = &mut self.ratelimit {
-            if f.on_http_request_headers(headers, end) == Action::Pause {
+            if f.on_request_headers(headers) == Action::Pause {
                 if !f.is_waiting() {
                     return Action::Pause;
                 }
@@ -89,7 +93,7 @@ impl HttpContext for ChainFilter {
         }
         self.ran = 4;
         if let Some(f) = &mut self.flags {
-            if f.on_http_request_headers(headers, end) == Action::Pause {
+            if f.on_request_headers(headers) == Action::Pause {
                 return Action::Pause;
             }
         }

@@ -5,6 +5,7 @@
 use crate::metrics::Series;
 use crate::root::Runtime;
 use meshguard_plugin_kit::host;
+use meshguard_plugin_kit::request_headers::RequestHeaders;
 use meshguard_policy::flags::Subject;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
@@ -29,8 +30,10 @@ impl FlagsFilter {
 
 impl Context for FlagsFilter {}
 
-impl HttpContext for FlagsFilter {
-    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+impl FlagsFilter {
+    /// Evaluates every flag for the request in `headers` (shared with the
+    /// other policies in the single-module build) and sets the result headers.
+    pub fn on_request_headers(&mut self, headers: &mut RequestHeaders) -> Action {
         let Some(runtime) = self.runtime.clone() else {
             return Action::Continue;
         };
@@ -38,14 +41,13 @@ impl HttpContext for FlagsFilter {
             return Action::Continue;
         };
         let config = &runtime.config;
-        let headers = host::request_header_pairs();
         fn text(value: &[u8]) -> Option<&str> {
             std::str::from_utf8(value).ok()
         }
 
         let (mut key, mut tier, mut groups, mut path) = (None, None, None, "");
         let mut read: Vec<(&str, &str)> = Vec::new();
-        let mut spoofed: Vec<&str> = Vec::new();
+        let mut spoofed: Vec<String> = Vec::new();
         for (name, value) in headers.iter() {
             if name == config.targeting_key_header {
                 key = text(value).filter(|v| !v.is_empty());
@@ -67,8 +69,8 @@ impl HttpContext for FlagsFilter {
                 .any(|p| name.starts_with(p.as_str()))
                 || config.summary_header.as_deref() == Some(name)
                 || active.flag_headers.iter().any(|h| h == name);
-            if ours && !spoofed.contains(&name) {
-                spoofed.push(name);
+            if ours && !spoofed.iter().any(|s| s == name) {
+                spoofed.push(name.to_owned());
             }
         }
         let groups: Vec<&str> = groups
@@ -96,15 +98,20 @@ impl HttpContext for FlagsFilter {
             stats.spoofed_headers_removed.add(spoofed.len() as u64);
         }
 
+        let variants: Vec<&str> = active
+            .flags
+            .iter()
+            .map(|entry| entry.flag.evaluate(&subject).variant)
+            .collect();
+
         for name in &spoofed {
-            host::set_request_header(name, None);
+            headers.set(name, None);
         }
         let mut summary = String::new();
         self.exposed.clear();
-        for entry in &active.flags {
-            let result = entry.flag.evaluate(&subject);
-            host::set_request_header(&entry.header, Some(result.variant));
-            let series = entry.series(result.variant);
+        for (entry, variant) in active.flags.iter().zip(variants) {
+            headers.set(&entry.header, Some(variant));
+            let series = entry.series(variant);
             series.expose();
             self.exposed.push(series);
             if config.summary_header.is_some() {
@@ -113,18 +120,24 @@ impl HttpContext for FlagsFilter {
                 }
                 summary.push_str(entry.flag.key());
                 summary.push('=');
-                summary.push_str(result.variant);
+                summary.push_str(variant);
             }
         }
         if let Some(name) = &config.summary_header {
             if !active.flags.is_empty() {
-                host::set_request_header(name, Some(&summary));
+                headers.set(name, Some(&summary));
             }
         }
         if config.metrics.response_time && !self.exposed.is_empty() {
             self.started_nanos = host::now_unix_nanos();
         }
         Action::Continue
+    }
+}
+
+impl HttpContext for FlagsFilter {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        self.on_request_headers(&mut RequestHeaders::fetch())
     }
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {

@@ -11,6 +11,7 @@ use crate::root::{Charge, Runtime, Tier, CHECK_PATH, LEASE_PATH};
 use meshguard_api::lease::{LeaseRequest, LeaseResponse};
 use meshguard_api::ratelimit::{RateLimitRequest, RateLimitResponse};
 use meshguard_plugin_kit::host;
+use meshguard_plugin_kit::request_headers::RequestHeaders;
 use meshguard_plugin_kit::state_client::CallError;
 use meshguard_policy::ratelimit::BucketState;
 use proxy_wasm::hostcalls;
@@ -317,21 +318,17 @@ impl Context for RateLimitFilter {
     }
 }
 
-impl HttpContext for RateLimitFilter {
-    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+impl RateLimitFilter {
+    /// Decides the request from `headers` (shared with the other policies
+    /// in the single-module build, where auth has set the identity).
+    pub fn on_request_headers(&mut self, headers: &RequestHeaders) -> Action {
         let Some(rt) = self.runtime.clone() else {
             return Action::Continue;
         };
-        let headers = host::request_headers();
-        let path = headers
-            .iter()
-            .find(|(n, _)| n == ":path")
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
-            .unwrap_or("/");
-        self.cost = rt.costs.of(path);
+        self.cost = rt.costs.of(headers.text(":path").unwrap_or("/"));
         let peer =
             || host::property(vec!["source", "address"]).and_then(|p| String::from_utf8(p).ok());
-        let identity = identify(&rt.config, &headers, peer);
+        let identity = identify(&rt.config, headers.iter(), peer);
         self.identity = Some(identity.clone());
         let Some(tier) = rt.tier(&identity.tier) else {
             return Action::Continue;
@@ -357,6 +354,12 @@ impl HttpContext for RateLimitFilter {
                 }
             }
         }
+    }
+}
+
+impl HttpContext for RateLimitFilter {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        self.on_request_headers(&RequestHeaders::fetch())
     }
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {

@@ -14,16 +14,16 @@ pub struct Identity {
 /// trusted and present, else the client address under the anonymous tier.
 /// A tier the configuration does not know falls back to `default_tier`.
 /// `peer` (the downstream address) is asked for only when needed.
-pub fn identify(
+pub fn identify<'a>(
     config: &RateLimitConfig,
-    headers: &[(String, Vec<u8>)],
+    headers: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
     peer: impl FnOnce() -> Option<String>,
 ) -> Identity {
     let id = &config.identity;
     let text = |name: &str| {
         headers
-            .iter()
-            .filter(|(n, _)| n == name)
+            .clone()
+            .filter(|(n, _)| *n == name)
             .filter_map(|(_, v)| std::str::from_utf8(v).ok())
             .map(str::trim)
             .find(|v| !v.is_empty())
@@ -40,8 +40,7 @@ pub fn identify(
         }
     }
     let forwarded: Vec<&str> = headers
-        .iter()
-        .filter(|(n, _)| n == "x-forwarded-for")
+        .filter(|(n, _)| *n == "x-forwarded-for")
         .filter_map(|(_, v)| std::str::from_utf8(v).ok())
         .collect();
     let peer = peer();
@@ -58,11 +57,10 @@ mod tests {
     use super::*;
     use meshguard_plugin_kit::config::load;
 
-    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-            .collect()
+    fn headers<'a>(
+        pairs: &'a [(&'a str, &'a [u8])],
+    ) -> impl Iterator<Item = (&'a str, &'a [u8])> + Clone {
+        pairs.iter().copied()
     }
 
     fn config(raw: &str) -> RateLimitConfig {
@@ -72,42 +70,41 @@ mod tests {
     #[test]
     fn subject_and_known_tier() {
         let c = config("{}");
-        let h = headers(&[("x-auth-sub", "alice"), ("x-auth-tier", "premium")]);
-        let id = identify(&c, &h, || Some("10.0.0.1:5".into()));
+        let h: &[(&str, &[u8])] = &[("x-auth-sub", b"alice"), ("x-auth-tier", b"premium")];
+        let id = identify(&c, headers(h), || Some("10.0.0.1:5".into()));
         assert_eq!(id.key, "sub:alice");
         assert_eq!(id.tier, "premium");
-        let h = headers(&[("x-auth-sub", "bob"), ("x-auth-tier", "platinum")]);
-        assert_eq!(identify(&c, &h, || None).tier, "free");
+        let h: &[(&str, &[u8])] = &[("x-auth-sub", b"bob"), ("x-auth-tier", b"platinum")];
+        assert_eq!(identify(&c, headers(h), || None).tier, "free");
     }
 
     #[test]
     fn untrusted_headers_key_on_the_address() {
         let c = config(r#"{"identity": {"trust_auth_headers": false}, "anonymous_tier": "free"}"#);
-        let h = headers(&[("x-auth-sub", "alice"), ("x-auth-tier", "admin")]);
-        let id = identify(&c, &h, || Some("10.0.0.1:5".into()));
+        let h: &[(&str, &[u8])] = &[("x-auth-sub", b"alice"), ("x-auth-tier", b"admin")];
+        let id = identify(&c, headers(h), || Some("10.0.0.1:5".into()));
         assert_eq!(id.key, "ip:10.0.0.1");
         assert_eq!(id.tier, "free");
     }
 
     #[test]
     fn forwarded_for_only_with_trusted_hops() {
-        let h = headers(&[("x-forwarded-for", "203.0.113.5, 10.1.1.1")]);
-        let id = identify(&config("{}"), &h, || Some("127.0.0.1:9".into()));
+        let h: &[(&str, &[u8])] = &[("x-forwarded-for", b"203.0.113.5, 10.1.1.1")];
+        let id = identify(&config("{}"), headers(h), || Some("127.0.0.1:9".into()));
         assert_eq!(id.key, "ip:127.0.0.1");
         let c = config(r#"{"identity": {"trusted_hops": 2}}"#);
         assert_eq!(
-            identify(&c, &h, || Some("127.0.0.1:9".into())).key,
+            identify(&c, headers(h), || Some("127.0.0.1:9".into())).key,
             "ip:203.0.113.5"
         );
-        assert_eq!(identify(&c, &[], || None).key, "ip:unknown");
+        assert_eq!(identify(&c, headers(&[]), || None).key, "ip:unknown");
     }
 
     #[test]
     fn empty_or_binary_subject_is_anonymous() {
-        let mut h = headers(&[("x-auth-sub", "  ")]);
-        h.push(("x-auth-sub".into(), vec![0xff, 0xfe]));
+        let h: &[(&str, &[u8])] = &[("x-auth-sub", b"  "), ("x-auth-sub", &[0xff, 0xfe])];
         assert_eq!(
-            identify(&config("{}"), &h, || Some("::1".into())).key,
+            identify(&config("{}"), headers(h), || Some("::1".into())).key,
             "ip:::1"
         );
     }

@@ -5,6 +5,7 @@ use crate::ids::{hex, traceparent_header, RandomPool};
 use crate::root::Runtime;
 use crate::spans::SpanRecord;
 use meshguard_plugin_kit::host;
+use meshguard_plugin_kit::request_headers::RequestHeaders;
 use meshguard_policy::trace_context::{propagate, Origin, PropagationPolicy, SpanId, TraceParent};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
@@ -38,13 +39,14 @@ impl TraceFilter {
 
 impl Context for TraceFilter {}
 
-impl HttpContext for TraceFilter {
-    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+impl TraceFilter {
+    /// Rewrites the trace headers in `headers` (shared with the other
+    /// policies in the single-module build).
+    pub fn on_request_headers(&mut self, headers: &mut RequestHeaders) -> Action {
         let Some(runtime) = self.runtime.clone() else {
             return Action::Continue;
         };
         let config = &runtime.config;
-        let headers = host::request_header_pairs();
         let mut traceparents = Vec::new();
         let mut tracestates = Vec::new();
         let (mut method, mut path, mut has_request_id) = ("", "", false);
@@ -85,16 +87,6 @@ impl HttpContext for TraceFilter {
             stats.tracestate_dropped.inc();
         }
 
-        host::set_request_header("traceparent", Some(&traceparent_header(&out.traceparent)));
-        match &out.tracestate {
-            Some(state) => host::set_request_header("tracestate", Some(&state.to_header())),
-            None if !tracestates.is_empty() => host::set_request_header("tracestate", None),
-            None => {}
-        }
-        if let (Some(name), false) = (&config.request_id_header, has_request_id) {
-            host::set_request_header(name, Some(&hex(&out.traceparent.trace_id.0)));
-        }
-
         if out.traceparent.is_sampled() && config.export.is_some() {
             let path = path.split('?').next().unwrap_or_default();
             self.open_span = Some(OpenSpan {
@@ -104,8 +96,25 @@ impl HttpContext for TraceFilter {
                 path: path.to_string(),
             });
         }
+        let had_tracestate = !tracestates.is_empty();
+
+        headers.set("traceparent", Some(&traceparent_header(&out.traceparent)));
+        match &out.tracestate {
+            Some(state) => headers.set("tracestate", Some(&state.to_header())),
+            None if had_tracestate => headers.set("tracestate", None),
+            None => {}
+        }
+        if let (Some(name), false) = (&config.request_id_header, has_request_id) {
+            headers.set(name, Some(&hex(&out.traceparent.trace_id.0)));
+        }
         self.traceparent = Some(out.traceparent);
         Action::Continue
+    }
+}
+
+impl HttpContext for TraceFilter {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        self.on_request_headers(&mut RequestHeaders::fetch())
     }
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {

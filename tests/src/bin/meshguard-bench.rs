@@ -239,10 +239,16 @@ fn variants(cli: &Cli, fixture: &Fixture, notes: &mut Vec<String>) -> Vec<Varian
         out.push(variant("Meshguard chain (4 plugins)", fixture.chain()));
     }
     if is_built("chain") {
-        out.push(variant(
-            "Meshguard chain, single module",
-            vec![fixture.single_module()],
-        ));
+        let label = "Meshguard chain, single module";
+        out.push(variant(label, vec![fixture.single_module()]));
+        if let Some(dir) = &cli.baseline {
+            let before = dir.join("meshguard_chain.wasm");
+            if before.exists() {
+                let mut p = fixture.single_module();
+                p.path = before;
+                out.push(variant(&format!("{label} (baseline)"), vec![p]));
+            }
+        }
     } else {
         notes.push("meshguard_chain.wasm not built: left out".into());
     }

@@ -254,3 +254,49 @@ fn real_cost_from_the_response_is_charged_to_the_shared_buckets() {
     assert_eq!(got, [200, 200, 429]);
     assert_eq!(envoy.plugin_stat("ratelimit.charges_failed"), 0);
 }
+
+/// The minute bucket's remaining tokens at the service, spending none: a
+/// one-token lease, settled unused at once.
+fn peek_minute(stack: &Stack, key: &str, tier: &str) -> u64 {
+    let peek = stack
+        .api
+        .post(
+            "/v1/ratelimit/lease",
+            stack.plugin(),
+            &json!({"key": key, "tier": tier, "tokens": 1}),
+        )
+        .ok();
+    stack.api.post(
+        "/v1/ratelimit/usage",
+        stack.plugin(),
+        &json!({"key": key, "tier": tier, "lease_id": peek["lease_id"], "used": 0}),
+    );
+    peek["buckets"][0]["remaining"].as_u64().unwrap_or(0) + peek["granted"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn a_response_cheaper_than_its_route_cost_gives_tokens_back_at_the_service() {
+    let limits = limits_file();
+    let path = limits.path().to_string_lossy().into_owned();
+    let stack = Stack::start_with(None, &["--limits-file", &path]);
+    let upstream = CostUpstream::start();
+    let extra = json!({"response_cost_header": "x-meshguard-cost"});
+    let config = plugin_config(&stack.service.plugin_secret, extra);
+    let envoy = start(config, upstream.port, Some(stack.service.port));
+
+    // /api/ml/ costs 4 up front; the upstream reports it used 1.
+    let ml = as_user("/api/ml/predict", "ivy", "free").header("x-test-cost", "1");
+    assert_eq!(envoy.send(&ml).status, 200);
+    assert_eq!(envoy.plugin_stat("ratelimit.cost_refunded"), 3);
+    assert!(peek_minute(&stack, "sub:ivy", "free") <= 7, "4 of 10 taken");
+    // The 3 tokens reach the service on the next tick.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while peek_minute(&stack, "sub:ivy", "free") < 9 {
+        assert!(Instant::now() < deadline, "refund never arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Free is 10 a minute: 9 left, where 6 would be without the refund.
+    let got = statuses(&envoy, &as_user("/api/data/x", "ivy", "free"), 11);
+    assert!(count(&got, 200) >= 9 && count(&got, 429) >= 1, "{got:?}");
+    assert_eq!(envoy.plugin_stat("ratelimit.charges_failed"), 0);
+}

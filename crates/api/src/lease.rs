@@ -46,3 +46,21 @@ pub struct UsageResponse {
     /// Whether the lease was still live.
     pub settled: bool,
 }
+
+/// Tokens a request was charged beyond what it really cost, given back
+/// (`exact` mode, once the upstream reported the real cost).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    pub tokens: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundResponse {
+    /// Tokens given back to each of the key's buckets and the global one
+    /// (a bucket never holds more than its burst).
+    pub refunded: u64,
+}

@@ -254,14 +254,14 @@ impl RateLimitFilter {
         let Some(tier) = rt.tier(&identity.tier) else {
             return;
         };
-        let charge = |tokens: u64| {
+        let charge = |delta: i64| {
             rt.charges.borrow_mut().push(Charge {
                 key: identity.key.clone(),
                 tier: identity.tier.clone(),
-                tokens,
+                delta,
             })
         };
-        let applied = match passed.source {
+        match passed.source {
             Source::Local => {
                 let (key, global, now) = (&identity.key, rt.global.as_ref(), now_us());
                 match &rt.shared {
@@ -271,25 +271,18 @@ impl RateLimitFilter {
                         .borrow_mut()
                         .charge(key, &tier.buckets, global, now, delta),
                 }
-                true
             }
-            // The service takes no refunds outside leases.
-            Source::Service if delta > 0 => {
-                charge(delta.unsigned_abs());
-                true
-            }
-            Source::Service => false,
+            Source::Service => charge(delta),
             Source::Lease => {
-                let adjusted = rt.leases.borrow_mut().adjust(&identity.key, delta);
-                if !adjusted && delta > 0 {
-                    charge(delta.unsigned_abs());
+                if !rt.leases.borrow_mut().adjust(&identity.key, delta) {
+                    // The lease is gone: settle with the service's buckets.
+                    charge(delta);
                 }
-                adjusted || delta > 0
             }
-        };
-        if applied && delta > 0 {
+        }
+        if delta > 0 {
             rt.stats.cost_charged.add(delta.unsigned_abs());
-        } else if applied {
+        } else {
             rt.stats.cost_refunded.add(delta.unsigned_abs());
         }
     }

@@ -7,7 +7,9 @@ use crate::filter::RateLimitFilter;
 use crate::leases::{Leases, Retired};
 use crate::shared::SharedBuckets;
 use crate::stats::{Stats, TierStats};
-use meshguard_api::lease::{LeaseRequest, LeaseResponse, UsageReport, UsageResponse};
+use meshguard_api::lease::{
+    LeaseRequest, LeaseResponse, RefundRequest, UsageReport, UsageResponse,
+};
 use meshguard_plugin_kit::config::ConfigError;
 use meshguard_plugin_kit::host;
 use meshguard_plugin_kit::state_client::StateClient;
@@ -25,6 +27,7 @@ use std::time::Duration;
 pub const LEASE_PATH: &str = "/v1/ratelimit/lease";
 pub const USAGE_PATH: &str = "/v1/ratelimit/usage";
 pub const CHECK_PATH: &str = "/v1/ratelimit/check";
+pub const REFUND_PATH: &str = "/v1/ratelimit/refund";
 
 /// Reports sent per tick at most (the rest wait for the next tick).
 const MAX_CALLS_PER_TICK: usize = 256;
@@ -36,12 +39,14 @@ pub struct Tier {
     pub stats: TierStats,
 }
 
-/// Tokens to take from a key's shared buckets after a response.
+/// A response's real cost minus what its request was charged, settled with
+/// the key's shared buckets on the next tick: more tokens taken (`delta > 0`)
+/// or given back (`delta < 0`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Charge {
     pub key: String,
     pub tier: String,
-    pub tokens: u64,
+    pub delta: i64,
 }
 
 /// What every request of this worker reads and updates.
@@ -163,7 +168,7 @@ impl RateLimitRoot {
                 runtime.charges.borrow_mut().push(Charge {
                     key: r.key.clone(),
                     tier: r.lease.tier.clone(),
-                    tokens: r.lease.owed(),
+                    delta: i64::try_from(r.lease.owed()).unwrap_or(i64::MAX),
                 });
             }
             if r.lease.used >= r.lease.granted {
@@ -223,21 +228,36 @@ impl RateLimitRoot {
     /// Sends after-response charges as leases that are never reported back:
     /// the service keeps all their tokens (as many as the buckets hold).
     fn send_charges(&mut self, runtime: &Runtime) {
-        let mut merged: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut merged: BTreeMap<(String, String), i64> = BTreeMap::new();
         for c in runtime.charges.borrow_mut().drain(..) {
-            let tokens = merged.entry((c.key, c.tier)).or_default();
-            *tokens = tokens.saturating_add(c.tokens);
+            let delta = merged.entry((c.key, c.tier)).or_default();
+            *delta = delta.saturating_add(c.delta);
         }
-        for ((key, tier), tokens) in merged {
-            let request = LeaseRequest {
-                key,
-                tier: Some(tier),
-                tokens: tokens.min(crate::config::MAX_COST),
+        for ((key, tier), delta) in merged {
+            let tokens = delta.unsigned_abs().min(crate::config::MAX_COST);
+            let (path, body) = match delta {
+                0 => continue,
+                // Taking tokens is a lease that is never settled.
+                1.. => (
+                    LEASE_PATH,
+                    serde_json::to_vec(&LeaseRequest {
+                        key,
+                        tier: Some(tier),
+                        tokens,
+                    }),
+                ),
+                _ => (
+                    REFUND_PATH,
+                    serde_json::to_vec(&RefundRequest {
+                        key,
+                        tier: Some(tier),
+                        tokens,
+                    }),
+                ),
             };
-            let sent = serde_json::to_vec(&request).ok().is_some_and(|body| {
-                self.dispatch(runtime, LEASE_PATH, body, RootCall::Charge)
-                    .is_ok()
-            });
+            let sent = body
+                .ok()
+                .is_some_and(|body| self.dispatch(runtime, path, body, RootCall::Charge).is_ok());
             if !sent {
                 runtime.stats.charges_failed.inc();
             }

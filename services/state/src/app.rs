@@ -29,6 +29,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/ratelimit/check", post(routes::ratelimit::check))
         .route("/v1/ratelimit/lease", post(routes::ratelimit::lease))
         .route("/v1/ratelimit/usage", post(routes::ratelimit::usage))
+        .route("/v1/ratelimit/refund", post(routes::ratelimit::refund))
         .route("/v1/revocations/feed", get(routes::revocations::feed))
         .route("/v1/flags/snapshot", get(routes::flags::snapshot))
         .route("/v1/sessions/activity", post(routes::sessions::activity))

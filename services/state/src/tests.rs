@@ -62,6 +62,9 @@ impl Store for Fake {
         self.call("settle")?;
         Ok((0, false))
     }
+    async fn give_back(&self, _: &Buckets, _: u64) -> Result<(), StoreError> {
+        self.call("give_back")
+    }
     async fn revoke(&self, revocation: &Revocation) -> Result<Recorded, StoreError> {
         self.call("revoke")?;
         self.revoked.lock().unwrap().push(revocation.clone());

@@ -10,7 +10,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use meshguard_api::error::codes;
-use meshguard_api::lease::{LeaseRequest, LeaseResponse, UsageReport, UsageResponse};
+use meshguard_api::lease::{
+    LeaseRequest, LeaseResponse, RefundRequest, RefundResponse, UsageReport, UsageResponse,
+};
 use meshguard_api::ratelimit::{BucketResult, RateLimitRequest, RateLimitResponse};
 
 const MAX_COST: u64 = 1_000_000;
@@ -182,4 +184,20 @@ pub async fn usage(
         .settle(&buckets, &keys::lease(&req.key, &req.lease_id), req.used)
         .await?;
     Ok(Json(UsageResponse { refunded, settled }))
+}
+
+pub async fn refund(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RefundRequest>,
+) -> ApiResult<Json<RefundResponse>> {
+    let (_, _, buckets) = resolve(&state, &req.key, req.tier.as_deref())?;
+    if req.tokens == 0 || req.tokens > MAX_COST {
+        return Err(ApiError::bad_request(format!(
+            "tokens must be 1..={MAX_COST}"
+        )));
+    }
+    state.store.give_back(&buckets, req.tokens).await?;
+    Ok(Json(RefundResponse {
+        refunded: req.tokens,
+    }))
 }

@@ -115,6 +115,9 @@ pub trait Store: Send + Sync + 'static {
         used: u64,
     ) -> Result<(u64, bool), StoreError>;
 
+    /// Gives `tokens` back to every bucket (a bucket tops out at full).
+    async fn give_back(&self, buckets: &Buckets, tokens: u64) -> Result<(), StoreError>;
+
     /// Records a revocation and appends it to the feed. For `Revocation::User`
     /// the given `not_before` is ignored: the store's clock sets it.
     async fn revoke(&self, revocation: &Revocation) -> Result<Recorded, StoreError>;

@@ -515,6 +515,21 @@ where
         Ok((refunded, settled == 1))
     }
 
+    async fn give_back(&self, buckets: &Buckets, tokens: u64) -> Result<(), StoreError> {
+        // On a cluster the key's buckets share a slot, the global one may not.
+        let split = self.cluster && buckets.specs.len() > buckets.user_specs;
+        let (own, shared) = if split {
+            buckets.specs.split_at(buckets.user_specs)
+        } else {
+            (buckets.specs.as_slice(), &[][..])
+        };
+        self.refund(own, tokens, None).await?;
+        if !shared.is_empty() {
+            self.refund(shared, tokens, None).await?;
+        }
+        Ok(())
+    }
+
     async fn revoke(&self, revocation: &Revocation) -> Result<Recorded, StoreError> {
         let mut inv = self.scripts.revoke.prepare_invoke();
         inv.key(keys::REV_STREAM)

@@ -21,6 +21,10 @@ mod tests;
 use clap::Parser;
 use std::process::ExitCode;
 
+// glibc malloc took 12% of the service's CPU under load (perf, scripts/bench state).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli.command {

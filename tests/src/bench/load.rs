@@ -63,6 +63,102 @@ pub fn wrk(
     }
 }
 
+/// A `wrk` run of POSTs: throughput and responses by status.
+#[derive(Debug, Clone)]
+pub struct PostRun {
+    pub per_second: f64,
+    pub statuses: Vec<(u16, u64)>,
+}
+
+impl PostRun {
+    /// Responses whose status is not one of `expected`.
+    pub fn unexpected(&self, expected: &[u16]) -> u64 {
+        unexpected(&self.statuses, expected)
+    }
+}
+
+/// Counts statuses in wrk's one thread and prints them at the end
+/// (`done` runs in another Lua state: it reads the thread's table).
+const COUNT_STATUSES: &str = r#"
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) counts = {} end
+function response(status, headers, body) counts[status] = (counts[status] or 0) + 1 end
+function done(summary, latency, requests)
+  for _, thread in ipairs(threads) do
+    for status, n in pairs(thread:get("counts")) do
+      io.write(string.format("status %d %d\n", status, n))
+    end
+  end
+end
+"#;
+
+/// `wrk` (one thread, `connections` connections) POSTing `body` as JSON for
+/// `seconds`: as light a load generator as `redis-benchmark` is for Redis,
+/// so that on a small machine the figure measures the service, not the client.
+pub fn wrk_post(
+    core: usize,
+    url: &str,
+    connections: u32,
+    seconds: u64,
+    headers: &[String],
+    body: &str,
+) -> PostRun {
+    let lua = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut script = format!(
+        "wrk.method = \"POST\"\nwrk.body = \"{}\"\nwrk.headers[\"content-type\"] = \"application/json\"\n",
+        lua(body)
+    );
+    script.push_str(COUNT_STATUSES);
+    let file = tempfile::Builder::new()
+        .suffix(".lua")
+        .tempfile()
+        .expect("temporary wrk script");
+    std::fs::write(file.path(), script).expect("write the wrk script");
+    let mut command = pinned(core, "wrk");
+    command.args([
+        "-t1",
+        &format!("-c{connections}"),
+        &format!("-d{seconds}s"),
+        "--timeout",
+        "5s",
+        "-s",
+    ]);
+    command.arg(file.path());
+    for header in headers {
+        command.args(["-H", header]);
+    }
+    let output = command
+        .arg(url)
+        .output()
+        .expect("run wrk (scripts/bench installs it)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let per_second = text
+        .lines()
+        .find(|l| l.starts_with("Requests/sec:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0.0);
+    let statuses = text
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.strip_prefix("status ")?.split_whitespace();
+            Some((words.next()?.parse().ok()?, words.next()?.parse().ok()?))
+        })
+        .collect();
+    PostRun {
+        per_second,
+        statuses,
+    }
+}
+
+fn unexpected(statuses: &[(u16, u64)], expected: &[u16]) -> u64 {
+    statuses
+        .iter()
+        .filter(|(status, _)| !expected.contains(status))
+        .map(|(_, n)| n)
+        .sum()
+}
+
 /// Latency percentiles (ms) from `hey` at a fixed total rate.
 #[derive(Debug, Clone)]
 pub struct Latency {
@@ -76,11 +172,7 @@ pub struct Latency {
 impl Latency {
     /// Responses whose status is not one of `expected`.
     pub fn unexpected(&self, expected: &[u16]) -> u64 {
-        self.statuses
-            .iter()
-            .filter(|(s, _)| !expected.contains(s))
-            .map(|(_, n)| n)
-            .sum()
+        unexpected(&self.statuses, expected)
     }
 }
 

@@ -514,16 +514,7 @@ fn state_figure(cli: &Cli) -> String {
     let (mut answered, mut unexpected) = (0u64, 0u64);
     for round in 0..cli.rounds {
         eprintln!("bench state: round {}/{}", round + 1, cli.rounds);
-        let run = load::hey(&HeyRun {
-            core: LOAD_CORE,
-            url: &url,
-            connections: 16,
-            seconds: cli.seconds,
-            rate: 0,
-            headers: &secret,
-            method: "POST",
-            body: Some(body),
-        });
+        let run = load::wrk_post(LOAD_CORE, &url, 16, cli.seconds, &secret, body);
         answered += run.statuses.iter().map(|(_, n)| n).sum::<u64>();
         unexpected += run.unexpected(&[200, 429]);
         service.push(run.per_second);
@@ -554,7 +545,7 @@ fn state_figure(cli: &Cli) -> String {
     ];
     format!(
         "## Rate-limit decisions per second (same Lua script, Redis pinned to core {ENVOY_CORE})\n\n\
-         meshguard-state runs unpinned beside Redis; `hey` on core {LOAD_CORE}. The service reaches \
+         meshguard-state runs unpinned beside Redis; `wrk` (POST script) on core {LOAD_CORE}. The service reaches \
          {:.0}% of redis-benchmark's unpipelined rate (target: at least 50%). {answered} service \
          responses, {unexpected} of them neither 200 nor 429.\n\n{}\n",
         100.0 * s.median / p.median,

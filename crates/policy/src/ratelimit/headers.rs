@@ -8,14 +8,14 @@
 //! `Retry-After` is the largest of those, so it is never earlier than any `t`.
 
 use super::BucketState;
+use std::fmt::Write;
 
 fn seconds_ceil(ms: u64) -> u64 {
     ms.div_ceil(1_000)
 }
 
-/// An sf-string: quoted, with `"` and `\` escaped.
-fn sf_string(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 2);
+/// Appends an sf-string: quoted, with `"` and `\` escaped.
+fn push_sf_string(out: &mut String, name: &str) {
     out.push('"');
     for c in name.chars().filter(|c| (' '..='~').contains(c)) {
         if c == '"' || c == '\\' {
@@ -24,46 +24,45 @@ fn sf_string(name: &str) -> String {
         out.push(c);
     }
     out.push('"');
+}
+
+/// Joins one list member per bucket with `", "`, written in place: these
+/// headers go out on every response, so no string per member.
+fn sf_list<'a>(
+    buckets: impl Iterator<Item = &'a BucketState>,
+    params: impl Fn(&BucketState) -> (char, u64, char, u64),
+) -> String {
+    let mut out = String::with_capacity(64);
+    for (i, b) in buckets.enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        push_sf_string(&mut out, &b.name);
+        let (k1, v1, k2, v2) = params(b);
+        let _ = write!(out, ";{k1}={v1};{k2}={v2}");
+    }
     out
 }
 
 /// `"minute";q=10;w=60, "hour";q=100;w=3600`
 pub fn policy_header(buckets: &[BucketState]) -> String {
-    buckets
-        .iter()
-        .map(|b| {
-            format!(
-                "{};q={};w={}",
-                sf_string(&b.name),
-                b.limit,
-                seconds_ceil(b.window_ms).max(1)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    sf_list(buckets.iter(), |b| {
+        ('q', b.limit, 'w', seconds_ceil(b.window_ms).max(1))
+    })
 }
 
 /// `"minute";r=4;t=36, "hour";r=94;t=216`
 pub fn ratelimit_header(buckets: &[BucketState]) -> String {
     let refused = buckets.iter().any(|b| !b.allowed);
-    buckets
-        .iter()
-        .filter(|b| !refused || !b.allowed)
-        .map(|b| {
-            let t = if refused && b.retry_after_ms != u64::MAX {
-                b.retry_after_ms
-            } else {
-                b.reset_ms
-            };
-            format!(
-                "{};r={};t={}",
-                sf_string(&b.name),
-                b.remaining,
-                seconds_ceil(t)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    let listed = buckets.iter().filter(|b| !refused || !b.allowed);
+    sf_list(listed, |b| {
+        let t = if refused && b.retry_after_ms != u64::MAX {
+            b.retry_after_ms
+        } else {
+            b.reset_ms
+        };
+        ('r', b.remaining, 't', seconds_ceil(t))
+    })
 }
 
 /// Whole seconds (at least 1) until a refused request could pass; `None`

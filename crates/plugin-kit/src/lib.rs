@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod host;
+pub mod policy;
 pub mod request_headers;
 pub mod state_client;
 pub mod stats;

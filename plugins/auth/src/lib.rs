@@ -17,11 +17,11 @@ mod verify;
 
 pub use config::AuthConfig;
 pub use filter::AuthFilter;
-pub use root::{AuthRoot, FIRST_TICK};
+pub use root::AuthRoot;
 
 // Off when the policy is linked into the single-module chain, which has its own.
 #[cfg(feature = "entrypoint")]
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> { Box::new(root::AuthRoot::default()) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> { Box::new(meshguard_plugin_kit::policy::PolicyRoot::<root::AuthRoot>::default()) });
 }}

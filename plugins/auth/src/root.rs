@@ -12,17 +12,15 @@ use crate::verify::VerifyPolicy;
 use meshguard_api::revocation::RevocationFeed;
 use meshguard_plugin_kit::config::ConfigError;
 use meshguard_plugin_kit::host;
+use meshguard_plugin_kit::policy::Policy;
 use meshguard_plugin_kit::state_client::StateClient;
 use proxy_wasm::hostcalls;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::ContextType;
+use proxy_wasm::traits::Context;
 use sha2::{Digest, Sha256};
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::Duration;
-
-pub const FIRST_TICK: Duration = Duration::from_millis(10);
 
 /// Largest JWKS body read from the cluster.
 const MAX_JWKS_BYTES: usize = 1 << 20;
@@ -61,7 +59,6 @@ pub struct AuthRoot {
     jwks_digest: Option<[u8; 32]>,
     /// The regular tick period, set after the first (short) tick.
     tick_period: Option<Duration>,
-    first_tick_pending: bool,
 }
 
 impl AuthRoot {
@@ -250,9 +247,12 @@ impl Context for AuthRoot {
     }
 }
 
-impl AuthRoot {
+impl Policy for AuthRoot {
+    type Config = AuthConfig;
+    type Filter = AuthFilter;
+
     /// Applies an already validated configuration; refuses one whose keys do not parse.
-    pub fn configure(&mut self, config: AuthConfig) -> Result<(), ConfigError> {
+    fn configure(&mut self, config: AuthConfig) -> Result<(), ConfigError> {
         let global_algs = config.global_algorithms();
         let configured_keys = match &config.jwks {
             Some(doc) => match KeySet::parse(doc, &config.key_algorithms, &global_algs) {
@@ -312,14 +312,14 @@ impl AuthRoot {
     }
 
     /// How often `tick` has work to do; `None`: never. The first tick
-    /// should come sooner (`FIRST_TICK`): until a worker's first feed sync
+    /// should come sooner (`plugin_kit::policy::FIRST_TICK`): until a worker's first feed sync
     /// it refuses tokens, and the first JWKS fetch is due.
-    pub fn tick_period(&self) -> Option<Duration> {
+    fn tick_period(&self) -> Option<Duration> {
         self.tick_period
     }
 
     /// Syncs, fetches and reports what is due; may be called more often.
-    pub fn tick(&mut self) {
+    fn tick(&mut self) {
         let Some(runtime) = self.runtime.clone() else {
             return;
         };
@@ -335,41 +335,7 @@ impl AuthRoot {
     }
 
     /// A per-request context of this worker.
-    pub fn filter(&self) -> AuthFilter {
+    fn filter(&self) -> AuthFilter {
         AuthFilter::new(self.runtime.clone())
-    }
-}
-
-impl RootContext for AuthRoot {
-    fn on_configure(&mut self, _: usize) -> bool {
-        let Some(config) = host::plugin_configuration::<AuthConfig>() else {
-            return false;
-        };
-        if let Err(err) = self.configure(config) {
-            log::error!("{err}");
-            return false;
-        }
-        if self.tick_period.is_some() {
-            let _ = hostcalls::set_tick_period(FIRST_TICK);
-            self.first_tick_pending = true;
-        }
-        true
-    }
-
-    fn on_tick(&mut self) {
-        if std::mem::take(&mut self.first_tick_pending) {
-            if let Some(period) = self.tick_period {
-                let _ = hostcalls::set_tick_period(period);
-            }
-        }
-        self.tick();
-    }
-
-    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(self.filter()))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
     }
 }

@@ -7,6 +7,7 @@ use meshguard_auth::AuthRoot;
 use meshguard_flags::FlagsRoot;
 use meshguard_plugin_kit::config::ConfigError;
 use meshguard_plugin_kit::host;
+use meshguard_plugin_kit::policy::{Policy, FIRST_TICK};
 use meshguard_ratelimit::RateLimitRoot;
 use meshguard_trace::TraceRoot;
 use proxy_wasm::hostcalls;
@@ -30,7 +31,7 @@ impl ChainRoot {
         *self = ChainRoot::default();
         if let Some(c) = config.trace {
             let mut root = TraceRoot::default();
-            root.configure(c);
+            root.configure(c).map_err(|e| prefixed("trace", e))?;
             self.trace = Some(root);
         }
         if let Some(c) = config.auth {
@@ -45,7 +46,7 @@ impl ChainRoot {
         }
         if let Some(c) = config.flags {
             let mut root = FlagsRoot::default();
-            root.configure(c);
+            root.configure(c).map_err(|e| prefixed("flags", e))?;
             self.flags = Some(root);
         }
         self.tick_period = [
@@ -91,7 +92,7 @@ impl RootContext for ChainRoot {
         if self.tick_period.is_some() {
             // Soon, as the auth plugin's own first tick: it refuses tokens
             // until its first revocation sync.
-            let _ = hostcalls::set_tick_period(meshguard_auth::FIRST_TICK);
+            let _ = hostcalls::set_tick_period(FIRST_TICK);
             self.first_tick_pending = true;
         }
         true

@@ -6,13 +6,13 @@ use crate::config::FlagsConfig;
 use crate::filter::FlagsFilter;
 use crate::metrics::{Gauge, Registry};
 use meshguard_api::flags::FlagSnapshot;
+use meshguard_plugin_kit::config::ConfigError;
 use meshguard_plugin_kit::host;
+use meshguard_plugin_kit::policy::Policy;
 use meshguard_plugin_kit::state_client::{CallError, StateClient};
 use meshguard_plugin_kit::stats::Counter;
 use meshguard_plugin_kit::tick_gate::TickGate;
-use proxy_wasm::hostcalls;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::ContextType;
+use proxy_wasm::traits::Context;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -137,9 +137,12 @@ impl Context for FlagsRoot {
     }
 }
 
-impl FlagsRoot {
+impl Policy for FlagsRoot {
+    type Config = FlagsConfig;
+    type Filter = FlagsFilter;
+
     /// Applies an already validated configuration.
-    pub fn configure(&mut self, config: FlagsConfig) {
+    fn configure(&mut self, config: FlagsConfig) -> Result<(), ConfigError> {
         let metrics = &config.metrics;
         let mut registry =
             Registry::new(metrics.exposures, metrics.response_time, metrics.max_series);
@@ -156,16 +159,17 @@ impl FlagsRoot {
             active: RefCell::new(Rc::new(set)),
             registry: RefCell::new(registry),
         }));
+        Ok(())
     }
 
     /// How often `tick` has work to do; `None`: never.
-    pub fn tick_period(&self) -> Option<Duration> {
+    fn tick_period(&self) -> Option<Duration> {
         let sync = self.runtime.as_ref()?.config.sync.as_ref()?;
         Some(Duration::from_millis(sync.interval_ms))
     }
 
     /// Polls for a snapshot when due; may be called more often.
-    pub fn tick(&mut self) {
+    fn tick(&mut self) {
         if self.in_flight.is_some() {
             return;
         }
@@ -199,32 +203,7 @@ impl FlagsRoot {
     }
 
     /// A per-request context of this worker.
-    pub fn filter(&self) -> FlagsFilter {
+    fn filter(&self) -> FlagsFilter {
         FlagsFilter::new(self.runtime.clone())
-    }
-}
-
-impl RootContext for FlagsRoot {
-    fn on_configure(&mut self, _: usize) -> bool {
-        let Some(config) = host::plugin_configuration::<FlagsConfig>() else {
-            return false;
-        };
-        self.configure(config);
-        if let Some(period) = self.tick_period() {
-            let _ = hostcalls::set_tick_period(period);
-        }
-        true
-    }
-
-    fn on_tick(&mut self) {
-        self.tick();
-    }
-
-    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(self.filter()))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
     }
 }

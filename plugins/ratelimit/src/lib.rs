@@ -20,5 +20,5 @@ pub use root::RateLimitRoot;
 #[cfg(feature = "entrypoint")]
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> { Box::new(root::RateLimitRoot::default()) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> { Box::new(meshguard_plugin_kit::policy::PolicyRoot::<root::RateLimitRoot>::default()) });
 }}

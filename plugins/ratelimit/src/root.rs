@@ -12,13 +12,12 @@ use meshguard_api::lease::{
 };
 use meshguard_plugin_kit::config::ConfigError;
 use meshguard_plugin_kit::host;
+use meshguard_plugin_kit::policy::Policy;
 use meshguard_plugin_kit::state_client::StateClient;
 use meshguard_plugin_kit::tick_gate::TickGate;
 use meshguard_policy::ratelimit::limiter::Limiter;
 use meshguard_policy::ratelimit::{Bucket, Costs};
-use proxy_wasm::hostcalls;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::ContextType;
+use proxy_wasm::traits::Context;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
@@ -305,9 +304,12 @@ impl Context for RateLimitRoot {
     }
 }
 
-impl RateLimitRoot {
+impl Policy for RateLimitRoot {
+    type Config = RateLimitConfig;
+    type Filter = RateLimitFilter;
+
     /// Applies an already validated configuration; refuses one whose limits do not compile.
-    pub fn configure(&mut self, config: RateLimitConfig) -> Result<(), ConfigError> {
+    fn configure(&mut self, config: RateLimitConfig) -> Result<(), ConfigError> {
         let runtime = Runtime::new(config)
             .ok_or_else(|| ConfigError::new("tiers", "a limit does not compile"))?;
         self.runtime = Some(Rc::new(runtime));
@@ -315,7 +317,7 @@ impl RateLimitRoot {
     }
 
     /// How often `tick` has work to do; `None`: never.
-    pub fn tick_period(&self) -> Option<Duration> {
+    fn tick_period(&self) -> Option<Duration> {
         let config = &self.runtime.as_ref()?.config;
         let ms = match config.mode {
             Mode::Hybrid => config.hybrid.refresh_ms,
@@ -326,7 +328,7 @@ impl RateLimitRoot {
     }
 
     /// Tops up and settles leases and sends charges when due; may be called more often.
-    pub fn tick(&mut self) {
+    fn tick(&mut self) {
         let (Some(runtime), Some(period)) = (self.runtime.clone(), self.tick_period()) else {
             return;
         };
@@ -342,35 +344,7 @@ impl RateLimitRoot {
     }
 
     /// A per-request context of this worker.
-    pub fn filter(&self) -> RateLimitFilter {
+    fn filter(&self) -> RateLimitFilter {
         RateLimitFilter::new(self.runtime.clone())
-    }
-}
-
-impl RootContext for RateLimitRoot {
-    fn on_configure(&mut self, _: usize) -> bool {
-        let Some(config) = host::plugin_configuration::<RateLimitConfig>() else {
-            return false;
-        };
-        if let Err(err) = self.configure(config) {
-            log::error!("{err}");
-            return false;
-        }
-        if let Some(period) = self.tick_period() {
-            let _ = hostcalls::set_tick_period(period);
-        }
-        true
-    }
-
-    fn on_tick(&mut self) {
-        self.tick();
-    }
-
-    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(self.filter()))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
     }
 }

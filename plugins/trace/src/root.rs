@@ -4,13 +4,14 @@ use crate::config::TraceConfig;
 use crate::filter::TraceFilter;
 use crate::ids::RandomPool;
 use crate::spans::{otlp_json, SpanBuffer};
+use meshguard_plugin_kit::config::ConfigError;
 use meshguard_plugin_kit::host;
+use meshguard_plugin_kit::policy::Policy;
 use meshguard_plugin_kit::stats::Counter;
 use meshguard_plugin_kit::tick_gate::TickGate;
 use meshguard_policy::sampling::{Sampler, SamplingMode};
 use proxy_wasm::hostcalls;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::ContextType;
+use proxy_wasm::traits::Context;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -56,9 +57,35 @@ pub struct TraceRoot {
     export_gate: TickGate,
 }
 
-impl TraceRoot {
+impl Context for TraceRoot {
+    fn on_http_call_response(&mut self, token: u32, _: usize, _: usize, _: usize) {
+        let Some((expected, count)) = self.in_flight else {
+            return;
+        };
+        if token != expected {
+            return;
+        }
+        self.in_flight = None;
+        let Some(runtime) = &self.runtime else {
+            return;
+        };
+        let count = count as u64;
+        match host::call_response_status() {
+            Some(status) if (200..300).contains(&status) => runtime.stats.spans_exported.add(count),
+            status => {
+                runtime.stats.spans_dropped.add(count);
+                log::warn!("span export failed (status {status:?}); {count} spans dropped");
+            }
+        }
+    }
+}
+
+impl Policy for TraceRoot {
+    type Config = TraceConfig;
+    type Filter = TraceFilter;
+
     /// Applies an already validated configuration.
-    pub fn configure(&mut self, config: TraceConfig) {
+    fn configure(&mut self, config: TraceConfig) -> Result<(), ConfigError> {
         let capacity = config.export.as_ref().map_or(0, |e| e.max_buffered);
         self.runtime = Some(Rc::new(Runtime {
             sampler: Sampler::new(config.sampling_ratio),
@@ -68,16 +95,17 @@ impl TraceRoot {
             random: RefCell::new(RandomPool::default()),
             config,
         }));
+        Ok(())
     }
 
     /// How often `tick` has work to do; `None`: never.
-    pub fn tick_period(&self) -> Option<Duration> {
+    fn tick_period(&self) -> Option<Duration> {
         let export = self.runtime.as_ref()?.config.export.as_ref()?;
         Some(Duration::from_millis(export.interval_ms))
     }
 
     /// Exports buffered spans when an export is due; may be called more often.
-    pub fn tick(&mut self) {
+    fn tick(&mut self) {
         if self.in_flight.is_some() {
             return;
         }
@@ -119,55 +147,7 @@ impl TraceRoot {
     }
 
     /// A per-request context of this worker.
-    pub fn filter(&self) -> TraceFilter {
+    fn filter(&self) -> TraceFilter {
         TraceFilter::new(self.runtime.clone())
-    }
-}
-
-impl Context for TraceRoot {
-    fn on_http_call_response(&mut self, token: u32, _: usize, _: usize, _: usize) {
-        let Some((expected, count)) = self.in_flight else {
-            return;
-        };
-        if token != expected {
-            return;
-        }
-        self.in_flight = None;
-        let Some(runtime) = &self.runtime else {
-            return;
-        };
-        let count = count as u64;
-        match host::call_response_status() {
-            Some(status) if (200..300).contains(&status) => runtime.stats.spans_exported.add(count),
-            status => {
-                runtime.stats.spans_dropped.add(count);
-                log::warn!("span export failed (status {status:?}); {count} spans dropped");
-            }
-        }
-    }
-}
-
-impl RootContext for TraceRoot {
-    fn on_configure(&mut self, _: usize) -> bool {
-        let Some(config) = host::plugin_configuration::<TraceConfig>() else {
-            return false;
-        };
-        self.configure(config);
-        if let Some(period) = self.tick_period() {
-            let _ = hostcalls::set_tick_period(period);
-        }
-        true
-    }
-
-    fn on_tick(&mut self) {
-        self.tick();
-    }
-
-    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(self.filter()))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
     }
 }

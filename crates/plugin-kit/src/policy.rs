@@ -1,0 +1,80 @@
+//! What each Meshguard policy provides to run as a filter, and the one root
+//! context that runs any of them as a plugin of its own. The single-module
+//! build (`plugins/chain`) drives the same four methods of all four policies.
+
+use crate::config::{ConfigError, Validate};
+use crate::host;
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::ContextType;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// The first tick comes this soon after configuration, whatever the period:
+/// the auth policy refuses tokens until its first revocation sync, and the
+/// flags policy serves its configured defaults until its first snapshot.
+pub const FIRST_TICK: Duration = Duration::from_millis(10);
+
+/// A policy's per-worker state. Its `Context` receives the responses to the
+/// calls it dispatches.
+pub trait Policy: Context + Default + 'static {
+    type Config: DeserializeOwned + Default + Validate;
+    type Filter: HttpContext + 'static;
+
+    /// Applies a validated configuration; an error names the field at fault.
+    fn configure(&mut self, config: Self::Config) -> Result<(), ConfigError>;
+    /// How often `tick` has work to do; `None`: never.
+    fn tick_period(&self) -> Option<Duration>;
+    /// Background work (syncs, exports, settlements) when due; may be called more often.
+    fn tick(&mut self);
+    /// A per-request context of this worker.
+    fn filter(&self) -> Self::Filter;
+}
+
+/// Runs one policy as a whole plugin.
+#[derive(Default)]
+pub struct PolicyRoot<P> {
+    policy: P,
+    first_tick_pending: bool,
+}
+
+impl<P: Policy> Context for PolicyRoot<P> {
+    fn on_http_call_response(&mut self, token: u32, headers: usize, body: usize, trailers: usize) {
+        self.policy
+            .on_http_call_response(token, headers, body, trailers);
+    }
+}
+
+impl<P: Policy> RootContext for PolicyRoot<P> {
+    fn on_configure(&mut self, _: usize) -> bool {
+        let Some(config) = host::plugin_configuration::<P::Config>() else {
+            return false;
+        };
+        if let Err(err) = self.policy.configure(config) {
+            log::error!("{err}");
+            return false;
+        }
+        if self.policy.tick_period().is_some() {
+            let _ = hostcalls::set_tick_period(FIRST_TICK);
+            self.first_tick_pending = true;
+        }
+        true
+    }
+
+    fn on_tick(&mut self) {
+        if std::mem::take(&mut self.first_tick_pending) {
+            if let Some(period) = self.policy.tick_period() {
+                let _ = hostcalls::set_tick_period(period);
+            }
+        }
+        self.policy.tick();
+    }
+
+    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(self.policy.filter()))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}

@@ -1,5 +1,7 @@
-//! Glue shared by the Meshguard plugins: configuration loading with errors
-//! that name the bad field, Envoy stats, the proxy clock and WASI randomness.
+//! Glue shared by the Meshguard plugins: the `Policy` trait and the root
+//! context that runs one policy as a plugin, configuration loading with
+//! errors that name the bad field, the request-header view, Envoy stats, the
+//! proxy clock and WASI randomness.
 
 pub mod config;
 pub mod host;

@@ -224,8 +224,9 @@ impl RateLimitRoot {
         }
     }
 
-    /// Sends after-response charges as leases that are never reported back:
-    /// the service keeps all their tokens (as many as the buckets hold).
+    /// Settles the after-response cost differences, summed per key: extra
+    /// tokens as a lease never reported back (the service keeps as many as
+    /// the buckets hold), unused ones through the refund endpoint.
     fn send_charges(&mut self, runtime: &Runtime) {
         let mut merged: BTreeMap<(String, String), i64> = BTreeMap::new();
         for c in runtime.charges.borrow_mut().drain(..) {

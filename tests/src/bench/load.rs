@@ -17,14 +17,15 @@ fn pinned(core: usize, program: &str) -> Command {
     command
 }
 
-/// `wrk` with one thread and `connections` connections for `seconds`.
-pub fn wrk(
+/// `wrk` with one thread and `connections` connections for `seconds`, and
+/// optionally a Lua script: its standard output.
+fn run_wrk(
     core: usize,
     url: &str,
-    connections: u32,
-    seconds: u64,
+    (connections, seconds): (u32, u64),
     headers: &[String],
-) -> Throughput {
+    script: Option<&std::path::Path>,
+) -> String {
     let mut command = pinned(core, "wrk");
     command.args([
         "-t1",
@@ -33,6 +34,9 @@ pub fn wrk(
         "--timeout",
         "5s",
     ]);
+    if let Some(script) = script {
+        command.arg("-s").arg(script);
+    }
     for header in headers {
         command.args(["-H", header]);
     }
@@ -40,26 +44,32 @@ pub fn wrk(
         .arg(url)
         .output()
         .expect("run wrk (scripts/bench installs it)");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let requests = text
-        .lines()
-        .find(|l| l.contains("requests in"))
-        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
-    let per_second = text
-        .lines()
-        .find(|l| l.starts_with("Requests/sec:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0.0);
-    let errors = text
-        .lines()
-        .find(|l| l.contains("Non-2xx or 3xx responses:"))
-        .and_then(|l| l.split_whitespace().last()?.parse().ok())
-        .unwrap_or(0);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The number after `label` on wrk's line that starts with it.
+fn wrk_figure<T: std::str::FromStr>(text: &str, label: &str, word: usize) -> Option<T> {
+    let line = text.lines().find(|l| l.trim_start().starts_with(label))?;
+    line.split_whitespace().nth(word)?.parse().ok()
+}
+
+/// `wrk` with one thread and `connections` connections for `seconds`.
+pub fn wrk(
+    core: usize,
+    url: &str,
+    connections: u32,
+    seconds: u64,
+    headers: &[String],
+) -> Throughput {
+    let text = run_wrk(core, url, (connections, seconds), headers, None);
     Throughput {
-        requests,
-        per_second,
-        errors,
+        requests: text
+            .lines()
+            .find(|l| l.contains("requests in"))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0),
+        per_second: wrk_figure(&text, "Requests/sec:", 1).unwrap_or(0.0),
+        errors: wrk_figure(&text, "Non-2xx or 3xx responses:", 4).unwrap_or(0),
     }
 }
 
@@ -115,29 +125,14 @@ pub fn wrk_post(
         .tempfile()
         .expect("temporary wrk script");
     std::fs::write(file.path(), script).expect("write the wrk script");
-    let mut command = pinned(core, "wrk");
-    command.args([
-        "-t1",
-        &format!("-c{connections}"),
-        &format!("-d{seconds}s"),
-        "--timeout",
-        "5s",
-        "-s",
-    ]);
-    command.arg(file.path());
-    for header in headers {
-        command.args(["-H", header]);
-    }
-    let output = command
-        .arg(url)
-        .output()
-        .expect("run wrk (scripts/bench installs it)");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let per_second = text
-        .lines()
-        .find(|l| l.starts_with("Requests/sec:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0.0);
+    let text = run_wrk(
+        core,
+        url,
+        (connections, seconds),
+        headers,
+        Some(file.path()),
+    );
+    let per_second = wrk_figure(&text, "Requests/sec:", 1).unwrap_or(0.0);
     let statuses = text
         .lines()
         .filter_map(|l| {

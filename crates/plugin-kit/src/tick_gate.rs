@@ -23,6 +23,17 @@ impl TickGate {
         self.next_ns = now_ns.saturating_add(period_ns);
         true
     }
+
+    /// Like `due`, but the first call only starts the clock: the work first
+    /// runs one `period` after it (a periodic export, not a start-up sync).
+    pub fn due_after_first_period(&mut self, period: Duration, now_ns: u64) -> bool {
+        if self.next_ns == 0 {
+            let period_ns = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
+            self.next_ns = now_ns.saturating_add(period_ns).max(1);
+            return false;
+        }
+        self.due(period, now_ns)
+    }
 }
 
 #[cfg(test)]
@@ -48,5 +59,16 @@ mod tests {
         assert!(gate.due(period, 1_000 * MS));
         assert!(gate.due(period, 1_099 * MS));
         assert!(!gate.due(period, 1_150 * MS));
+    }
+
+    #[test]
+    fn after_first_period_waits_one_period_first() {
+        let mut gate = TickGate::default();
+        let period = Duration::from_millis(100);
+        assert!(!gate.due_after_first_period(period, 1_000 * MS));
+        assert!(!gate.due_after_first_period(period, 1_050 * MS));
+        assert!(gate.due_after_first_period(period, 1_100 * MS));
+        assert!(!gate.due_after_first_period(period, 1_150 * MS));
+        assert!(gate.due_after_first_period(period, 1_200 * MS));
     }
 }

@@ -116,7 +116,10 @@ impl Policy for TraceRoot {
             return;
         };
         let period = Duration::from_millis(export.interval_ms);
-        if !self.export_gate.due(period, host::now_unix_nanos()) {
+        if !self
+            .export_gate
+            .due_after_first_period(period, host::now_unix_nanos())
+        {
             return;
         }
         let batch = match runtime.spans.try_borrow_mut() {

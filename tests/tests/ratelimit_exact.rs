@@ -7,6 +7,7 @@ mod state_support;
 
 use meshguard_harness::ports::free_port;
 use meshguard_harness::state::{StateOptions, StateService};
+use meshguard_harness::Envoy;
 use ratelimit_support::{as_user, assert_limited, count, remaining, start, statuses, CostUpstream};
 use serde_json::{json, Value};
 use state_support::Stack;
@@ -233,8 +234,10 @@ fn peek_minute(stack: &Stack, key: &str, tier: &str) -> u64 {
     peek["buckets"][0]["remaining"].as_u64().unwrap_or(0) + peek["granted"].as_u64().unwrap_or(0)
 }
 
-#[test]
-fn real_cost_from_the_response_is_charged_to_the_shared_buckets() {
+/// meshguard-state with the test limits, and Envoy with the plugin in
+/// `exact` mode settling `x-meshguard-cost` in front of a cost-reporting
+/// upstream; the third item keeps the limits file and upstream alive.
+fn settling_costs() -> (Stack, Envoy, (tempfile::NamedTempFile, CostUpstream)) {
     let limits = limits_file();
     let path = limits.path().to_string_lossy().into_owned();
     let stack = Stack::start_with(None, &["--limits-file", &path]);
@@ -242,16 +245,28 @@ fn real_cost_from_the_response_is_charged_to_the_shared_buckets() {
     let extra = json!({"response_cost_header": "x-meshguard-cost"});
     let config = plugin_config(&stack.service.plugin_secret, extra);
     let envoy = start(config, upstream.port, Some(stack.service.port));
+    (stack, envoy, (limits, upstream))
+}
+
+/// Polls the free-tier minute bucket of `key` at the service until `done`
+/// holds for its remaining tokens; fails after 10 s naming `what`.
+fn wait_for_minute(stack: &Stack, key: &str, done: impl Fn(u64) -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done(peek_minute(stack, key, "free")) {
+        assert!(Instant::now() < deadline, "{what} never arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn real_cost_from_the_response_is_charged_to_the_shared_buckets() {
+    let (stack, envoy, _kept) = settling_costs();
 
     let expensive = as_user("/api/data/gen", "hana", "free").header("x-test-cost", "8");
     assert_eq!(envoy.send(&expensive).status, 200);
     assert_eq!(envoy.plugin_stat("ratelimit.cost_charged"), 7);
     // The extra 7 tokens reach the service on the next tick.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while peek_minute(&stack, "sub:hana", "free") > 2 {
-        assert!(Instant::now() < deadline, "charge never arrived");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_minute(&stack, "sub:hana", |left| left <= 2, "charge");
     let cheap = as_user("/api/data/x", "hana", "free");
     let got = statuses(&envoy, &cheap, 3);
     assert_eq!(got, [200, 200, 429]);
@@ -260,13 +275,7 @@ fn real_cost_from_the_response_is_charged_to_the_shared_buckets() {
 
 #[test]
 fn a_response_cheaper_than_its_route_cost_gives_tokens_back_at_the_service() {
-    let limits = limits_file();
-    let path = limits.path().to_string_lossy().into_owned();
-    let stack = Stack::start_with(None, &["--limits-file", &path]);
-    let upstream = CostUpstream::start();
-    let extra = json!({"response_cost_header": "x-meshguard-cost"});
-    let config = plugin_config(&stack.service.plugin_secret, extra);
-    let envoy = start(config, upstream.port, Some(stack.service.port));
+    let (stack, envoy, _kept) = settling_costs();
 
     // /api/ml/ costs 4 up front; the upstream reports it used 1.
     let ml = as_user("/api/ml/predict", "ivy", "free").header("x-test-cost", "1");
@@ -274,11 +283,7 @@ fn a_response_cheaper_than_its_route_cost_gives_tokens_back_at_the_service() {
     assert_eq!(envoy.plugin_stat("ratelimit.cost_refunded"), 3);
     // The service took 4 of the 10; the 3 unused reach it on the next tick
     // (a refill alone would need over 10 s to bring the bucket back to 9).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while peek_minute(&stack, "sub:ivy", "free") < 9 {
-        assert!(Instant::now() < deadline, "refund never arrived");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_minute(&stack, "sub:ivy", |left| left >= 9, "refund");
     // Free is 10 a minute: 9 left, where 6 would be without the refund.
     let got = statuses(&envoy, &as_user("/api/data/x", "ivy", "free"), 11);
     assert!(count(&got, 200) >= 9 && count(&got, 429) >= 1, "{got:?}");

@@ -141,16 +141,21 @@ fn lease_id() -> ApiResult<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+fn check_tokens(tokens: u64) -> ApiResult<()> {
+    if tokens == 0 || tokens > MAX_COST {
+        return Err(ApiError::bad_request(format!(
+            "tokens must be 1..={MAX_COST}"
+        )));
+    }
+    Ok(())
+}
+
 pub async fn lease(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<LeaseRequest>,
 ) -> ApiResult<Json<LeaseResponse>> {
     let (tier, named, buckets) = resolve(&state, &req.key, req.tier.as_deref())?;
-    if req.tokens == 0 || req.tokens > MAX_COST {
-        return Err(ApiError::bad_request(format!(
-            "tokens must be 1..={MAX_COST}"
-        )));
-    }
+    check_tokens(req.tokens)?;
     let lease_id = lease_id()?;
     let decision = state
         .store
@@ -191,11 +196,7 @@ pub async fn refund(
     ApiJson(req): ApiJson<RefundRequest>,
 ) -> ApiResult<Json<RefundResponse>> {
     let (_, _, buckets) = resolve(&state, &req.key, req.tier.as_deref())?;
-    if req.tokens == 0 || req.tokens > MAX_COST {
-        return Err(ApiError::bad_request(format!(
-            "tokens must be 1..={MAX_COST}"
-        )));
-    }
+    check_tokens(req.tokens)?;
     state.store.give_back(&buckets, req.tokens).await?;
     Ok(Json(RefundResponse {
         refunded: req.tokens,

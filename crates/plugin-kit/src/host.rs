@@ -113,9 +113,43 @@ impl HeaderPairs {
         HeaderPairs { raw }
     }
 
+    /// Builds the serialized form from pairs (what Envoy would send).
+    pub fn from_list(pairs: &[(&str, &[u8])]) -> HeaderPairs {
+        let count = u32::try_from(pairs.len()).unwrap_or(u32::MAX);
+        let mut raw = count.to_le_bytes().to_vec();
+        for (name, value) in pairs {
+            for len in [name.len(), value.len()] {
+                raw.extend(u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
+            }
+        }
+        for (name, value) in pairs {
+            raw.extend(name.as_bytes());
+            raw.push(0);
+            raw.extend(*value);
+            raw.push(0);
+        }
+        HeaderPairs { raw }
+    }
+
     /// Every header in order, duplicates included; names that are not UTF-8
     /// (which Envoy never produces) are skipped.
-    pub fn iter(&self) -> HeaderIter<'_> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone + '_ {
+        self.raw_iter()
+            .filter_map(|(name, value)| Some((std::str::from_utf8(name).ok()?, value)))
+    }
+
+    /// The values of every `name` header, in order. Names are compared as
+    /// bytes: a lookup validates nothing it does not return.
+    pub fn values<'a: 'n, 'n>(
+        &'a self,
+        name: &'n str,
+    ) -> impl Iterator<Item = &'a [u8]> + Clone + 'n {
+        self.raw_iter()
+            .filter(move |(n, _)| *n == name.as_bytes())
+            .map(|(_, value)| value)
+    }
+
+    fn raw_iter(&self) -> RawHeaderIter<'_> {
         let (count, rest) = match self.raw.split_first_chunk::<4>() {
             Some((count, rest)) => (u32::from_le_bytes(*count) as usize, rest),
             None => (0, &[][..]),
@@ -123,17 +157,17 @@ impl HeaderPairs {
         let (sizes, data) = rest
             .split_at_checked(count.saturating_mul(8))
             .unwrap_or_default();
-        HeaderIter { sizes, data }
+        RawHeaderIter { sizes, data }
     }
 }
 
 #[derive(Clone)]
-pub struct HeaderIter<'a> {
+struct RawHeaderIter<'a> {
     sizes: &'a [u8],
     data: &'a [u8],
 }
 
-impl<'a> HeaderIter<'a> {
+impl<'a> RawHeaderIter<'a> {
     fn take_size(&mut self) -> Option<usize> {
         let (size, rest) = self.sizes.split_first_chunk::<4>()?;
         self.sizes = rest;
@@ -148,18 +182,12 @@ impl<'a> HeaderIter<'a> {
     }
 }
 
-impl<'a> Iterator for HeaderIter<'a> {
-    type Item = (&'a str, &'a [u8]);
+impl<'a> Iterator for RawHeaderIter<'a> {
+    type Item = (&'a [u8], &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let (name_len, value_len) = (self.take_size()?, self.take_size()?);
-            let name = self.take_bytes(name_len)?;
-            let value = self.take_bytes(value_len)?;
-            if let Ok(name) = std::str::from_utf8(name) {
-                return Some((name, value));
-            }
-        }
+        let (name_len, value_len) = (self.take_size()?, self.take_size()?);
+        Some((self.take_bytes(name_len)?, self.take_bytes(value_len)?))
     }
 }
 
@@ -181,22 +209,11 @@ pub fn request_header_pairs() -> HeaderPairs {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
-    pub(crate) fn serialize(pairs: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
-        for (name, value) in pairs {
-            out.extend((name.len() as u32).to_le_bytes());
-            out.extend((value.len() as u32).to_le_bytes());
-        }
-        for (name, value) in pairs {
-            out.extend(name.as_bytes());
-            out.push(0);
-            out.extend(*value);
-            out.push(0);
-        }
-        out
+    fn serialize(pairs: &[(&str, &[u8])]) -> Vec<u8> {
+        HeaderPairs::from_list(pairs).raw
     }
 
     #[test]
@@ -210,6 +227,9 @@ pub(crate) mod tests {
         let map = HeaderPairs::from_serialized(serialize(&pairs));
         let read: Vec<_> = map.iter().collect();
         assert_eq!(read, pairs.to_vec());
+        let traceparents: Vec<_> = map.values("traceparent").collect();
+        assert_eq!(traceparents, vec![&b"a"[..], &[0xff, 0x00, 0x41][..]]);
+        assert_eq!(map.values("absent").count(), 0);
     }
 
     #[test]

@@ -26,6 +26,11 @@ impl RequestHeaders {
         }
     }
 
+    /// A view of these pairs, as if Envoy had sent them (for tests).
+    pub fn from_list(pairs: &[(&str, &[u8])]) -> RequestHeaders {
+        RequestHeaders::from_pairs(HeaderPairs::from_list(pairs))
+    }
+
     /// Every header as Envoy now has it, duplicates included: the headers
     /// read, then the ones set through this view.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone + '_ {
@@ -40,9 +45,20 @@ impl RequestHeaders {
         read.chain(set)
     }
 
+    /// Every value of `name` as Envoy now has it, in order.
+    pub fn values<'a: 'n, 'n>(
+        &'a self,
+        name: &'n str,
+    ) -> impl Iterator<Item = &'a [u8]> + Clone + 'n {
+        let changed = self.changed.iter().find(|(n, _)| n == name);
+        let read = self.read.values(name).filter(move |_| changed.is_none());
+        let set = changed.and_then(|(_, value)| Some(value.as_deref()?.as_bytes()));
+        read.chain(set)
+    }
+
     /// The first value of `name`, raw.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+        self.values(name).next()
     }
 
     /// The first value of `name`, if it is UTF-8.
@@ -68,10 +84,9 @@ impl RequestHeaders {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::tests::serialize;
 
     fn view(pairs: &[(&str, &[u8])]) -> RequestHeaders {
-        RequestHeaders::from_pairs(HeaderPairs::from_serialized(serialize(pairs)))
+        RequestHeaders::from_list(pairs)
     }
 
     #[test]
@@ -82,6 +97,7 @@ mod tests {
             ("x-auth-sub", b"eve"),
         ]);
         assert_eq!(headers.text("x-auth-sub"), Some("mallory"));
+        assert_eq!(headers.values("x-auth-sub").count(), 2);
         headers.record("x-auth-sub", Some("alice"));
         headers.record("x-auth-tier", Some("premium"));
         let all: Vec<_> = headers.iter().collect();
@@ -95,6 +111,7 @@ mod tests {
         );
         headers.record("x-auth-sub", None);
         assert_eq!(headers.get("x-auth-sub"), None);
+        assert_eq!(headers.values("x-auth-sub").count(), 0);
         assert_eq!(headers.text("x-auth-tier"), Some("premium"));
         assert_eq!(headers.iter().count(), 2);
     }

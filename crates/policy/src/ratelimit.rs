@@ -7,6 +7,7 @@ pub mod headers;
 pub mod limiter;
 
 use crate::gcra::Quota;
+use std::borrow::Cow;
 
 pub const SECOND_US: u64 = 1_000_000;
 pub const MINUTE_US: u64 = 60 * SECOND_US;
@@ -55,7 +56,8 @@ impl Bucket {
 /// service's `BucketResult`, so both sources render the same headers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketState {
-    pub name: String,
+    /// A configured bucket's name, or the one meshguard-state reported.
+    pub name: Cow<'static, str>,
     /// Tokens per window (`q`).
     pub limit: u64,
     /// Window length (`w`).
@@ -67,6 +69,17 @@ pub struct BucketState {
     /// Until this bucket admits the request: 0 when it does, `u64::MAX` never.
     pub retry_after_ms: u64,
     pub allowed: bool,
+}
+
+/// A bucket name as reported by meshguard-state: the configured names are
+/// shared, not copied (bucket states are cloned on every request).
+pub fn bucket_name(name: String) -> Cow<'static, str> {
+    match name.as_str() {
+        "minute" => Cow::Borrowed("minute"),
+        "hour" => Cow::Borrowed("hour"),
+        "global" => Cow::Borrowed("global"),
+        _ => Cow::Owned(name),
+    }
 }
 
 /// Route-prefix costs: the longest matching prefix decides, else 1.

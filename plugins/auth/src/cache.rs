@@ -1,23 +1,18 @@
 //! A bounded cache of verified tokens so a repeated token skips signature
-//! work. Keyed on the SHA-256 of the token bytes: that is safe here because
-//! a hit only stands for "this exact string verified"; revocation (keyed on
+//! work. Keyed on the token string itself: a hit stands for "this exact
+//! string verified" with no collision to reason about, and hashing a token
+//! with the map's SipHash costs a fraction of a digest. Revocation (keyed on
 //! `iss`+`jti`) and the validity window are checked on every hit.
 
 use crate::verify::Verified;
-use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
-
-pub type TokenKey = [u8; 32];
-
-pub fn key_of(token: &str) -> TokenKey {
-    Sha256::digest(token.as_bytes()).into()
-}
+use std::rc::Rc;
 
 pub struct TokenCache {
     max: usize,
-    entries: HashMap<TokenKey, Verified>,
+    entries: HashMap<Rc<str>, Rc<Verified>>,
     /// Insertion order; the oldest is evicted first.
-    order: VecDeque<TokenKey>,
+    order: VecDeque<Rc<str>>,
 }
 
 impl TokenCache {
@@ -29,18 +24,21 @@ impl TokenCache {
         }
     }
 
-    pub fn get(&self, key: &TokenKey) -> Option<&Verified> {
-        self.entries.get(key)
+    pub fn get(&self, token: &str) -> Option<&Rc<Verified>> {
+        self.entries.get(token)
     }
 
-    pub fn insert(&mut self, key: TokenKey, verified: Verified) {
+    pub fn insert(&mut self, token: &str, verified: Rc<Verified>) {
         if self.max == 0 {
             return;
         }
-        if self.entries.insert(key, verified).is_some() {
+        if let Some(entry) = self.entries.get_mut(token) {
+            *entry = verified;
             return;
         }
-        self.order.push_back(key);
+        let token: Rc<str> = Rc::from(token);
+        self.entries.insert(Rc::clone(&token), verified);
+        self.order.push_back(token);
         while self.entries.len() > self.max {
             match self.order.pop_front() {
                 Some(old) => {
@@ -68,8 +66,8 @@ mod tests {
     use super::*;
     use meshguard_policy::auth::claims::Window;
 
-    fn verified(sub: &str) -> Verified {
-        Verified {
+    fn verified(sub: &str) -> Rc<Verified> {
+        Rc::new(Verified {
             sub: sub.into(),
             tier: None,
             sid: None,
@@ -78,19 +76,19 @@ mod tests {
             iat: None,
             scopes: vec![],
             window: Window::new(None, None, 0),
-        }
+        })
     }
 
     #[test]
     fn bounded_oldest_first() {
         let mut cache = TokenCache::new(2);
         for t in ["a", "b", "c"] {
-            cache.insert(key_of(t), verified(t));
+            cache.insert(t, verified(t));
         }
         assert_eq!(cache.len(), 2);
-        assert!(cache.get(&key_of("a")).is_none());
-        assert_eq!(cache.get(&key_of("c")).unwrap().sub, "c");
-        cache.insert(key_of("c"), verified("c2"));
+        assert!(cache.get("a").is_none());
+        assert_eq!(cache.get("c").unwrap().sub, "c");
+        cache.insert("c", verified("c2"));
         assert_eq!(cache.len(), 2, "replacing an entry evicts nothing");
         cache.clear();
         assert_eq!(cache.len(), 0);
@@ -99,7 +97,7 @@ mod tests {
     #[test]
     fn size_zero_caches_nothing() {
         let mut cache = TokenCache::new(0);
-        cache.insert(key_of("a"), verified("a"));
+        cache.insert("a", verified("a"));
         assert_eq!(cache.len(), 0);
     }
 }

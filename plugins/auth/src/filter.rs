@@ -3,7 +3,6 @@
 //! claims, revocation, scopes) before setting the identity headers.
 
 use crate::activity;
-use crate::cache;
 use crate::config::StaleAction;
 use crate::reply::{self, Refusal};
 use crate::root::{now_ms, Runtime};
@@ -38,12 +37,9 @@ enum Found<'a> {
 }
 
 /// The bearer token from `header` (`Bearer <token>`), else from `cookie`.
-fn find_token<'a, I>(headers: I, header: &str, cookie: Option<&str>) -> Found<'a>
-where
-    I: Iterator<Item = (&'a str, &'a [u8])> + Clone,
-{
+fn find_token<'a>(headers: &'a RequestHeaders, header: &str, cookie: Option<&str>) -> Found<'a> {
     let mut found = Found::None;
-    for (_, value) in headers.clone().filter(|(n, _)| *n == header) {
+    for value in headers.values(header) {
         if found != Found::None {
             return Found::Ambiguous;
         }
@@ -65,7 +61,7 @@ where
     let Some(cookie) = cookie else {
         return Found::None;
     };
-    for (_, value) in headers.filter(|(n, _)| *n == "cookie") {
+    for value in headers.values("cookie") {
         let Ok(text) = std::str::from_utf8(value) else {
             continue;
         };
@@ -109,27 +105,26 @@ impl AuthFilter {
     }
 
     /// A cached verification if still in its validity window, else a fresh one.
-    fn verified(&self, runtime: &Runtime, token: &str, now_s: i64) -> Result<Verified, Reject> {
-        let key = cache::key_of(token);
+    fn verified(&self, runtime: &Runtime, token: &str, now_s: i64) -> Result<Rc<Verified>, Reject> {
         if let Ok(cache) = runtime.cache.try_borrow() {
-            if let Some(hit) = cache.get(&key) {
+            if let Some(hit) = cache.get(token) {
                 runtime.stats.cache_hits.inc();
                 hit.window.check(now_s).map_err(Reject::Claim)?;
                 let policy = &runtime.policy;
                 check_issued_at(hit.iat, now_s, policy.skew_s, policy.max_age_s)
                     .map_err(Reject::Claim)?;
-                return Ok(hit.clone());
+                return Ok(Rc::clone(hit));
             }
         }
         runtime.stats.cache_misses.inc();
         let result = match runtime.keys.try_borrow() {
-            Ok(keys) => verify::verify(token, &keys, &runtime.policy, now_s),
+            Ok(keys) => verify::verify(token, &keys, &runtime.policy, now_s).map(Rc::new),
             Err(_) => Err(Reject::UnknownKid),
         };
         match &result {
             Ok(v) => {
                 if let Ok(mut cache) = runtime.cache.try_borrow_mut() {
-                    cache.insert(key, v.clone());
+                    cache.insert(token, Rc::clone(v));
                 }
             }
             Err(Reject::UnknownKid) => runtime.jwks_wanted.set(true),
@@ -203,7 +198,7 @@ impl AuthFilter {
         }
 
         let token = match find_token(
-            headers.iter(),
+            headers,
             &config.token.header,
             config.token.cookie.as_deref(),
         ) {
@@ -303,44 +298,42 @@ impl HttpContext for AuthFilter {
 mod tests {
     use super::*;
 
-    fn h<'a>(
-        pairs: &'a [(&'a str, &'a [u8])],
-    ) -> impl Iterator<Item = (&'a str, &'a [u8])> + Clone {
-        pairs.iter().copied()
+    fn h(pairs: &[(&str, &[u8])]) -> RequestHeaders {
+        RequestHeaders::from_list(pairs)
     }
 
     #[test]
     fn bearer_from_header_or_cookie() {
         let auth = "authorization";
         assert_eq!(
-            find_token(h(&[(auth, b"Bearer abc")]), auth, None),
+            find_token(&h(&[(auth, b"Bearer abc")]), auth, None),
             Found::Token("abc")
         );
         assert_eq!(
-            find_token(h(&[(auth, b"bearer  abc ")]), auth, None),
+            find_token(&h(&[(auth, b"bearer  abc ")]), auth, None),
             Found::Token("abc")
         );
         assert_eq!(
-            find_token(h(&[(auth, b"Basic abc")]), auth, None),
+            find_token(&h(&[(auth, b"Basic abc")]), auth, None),
             Found::None
         );
         assert_eq!(
-            find_token(h(&[(auth, b"Bearer a"), (auth, b"Bearer b")]), auth, None),
+            find_token(&h(&[(auth, b"Bearer a"), (auth, b"Bearer b")]), auth, None),
             Found::Ambiguous
         );
         assert_eq!(
-            find_token(h(&[(auth, b"Bearer \xff")]), auth, None),
+            find_token(&h(&[(auth, b"Bearer \xff")]), auth, None),
             Found::Ambiguous
         );
         let cookies: &[(&str, &[u8])] = &[("cookie", b"x=1; session=tok; y=2")];
         assert_eq!(
-            find_token(h(cookies), auth, Some("session")),
+            find_token(&h(cookies), auth, Some("session")),
             Found::Token("tok")
         );
-        assert_eq!(find_token(h(cookies), auth, None), Found::None);
+        assert_eq!(find_token(&h(cookies), auth, None), Found::None);
         let twice: &[(&str, &[u8])] = &[("cookie", b"session=a; session=b")];
         assert_eq!(
-            find_token(h(twice), auth, Some("session")),
+            find_token(&h(twice), auth, Some("session")),
             Found::Ambiguous
         );
     }

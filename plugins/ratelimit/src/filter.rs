@@ -94,7 +94,7 @@ impl RateLimitFilter {
                 &buckets,
                 name,
                 self.cost,
-                rt.config.ratelimit_headers,
+                rt.config.ratelimit_headers.then_some(&tier.policy),
             ));
             return Action::Pause;
         }
@@ -321,7 +321,7 @@ impl RateLimitFilter {
         self.cost = rt.costs.of(headers.text(":path").unwrap_or("/"));
         let peer =
             || host::property(vec!["source", "address"]).and_then(|p| String::from_utf8(p).ok());
-        let identity = identify(&rt.config, headers.iter(), peer);
+        let identity = identify(&rt.config, headers, peer);
         self.identity = Some(identity.clone());
         let Some(tier) = rt.tier(&identity.tier) else {
             return Action::Continue;
@@ -363,8 +363,11 @@ impl HttpContext for RateLimitFilter {
             self.settle_cost(&rt, header, &passed);
         }
         if rt.config.ratelimit_headers && !passed.buckets.is_empty() {
-            for (name, value) in reply::ratelimit_headers(&passed.buckets) {
-                host::add_response_header(name, &value);
+            let tier = self.identity.as_ref().and_then(|i| rt.tier(&i.tier));
+            if let Some(tier) = tier {
+                for (name, value) in reply::ratelimit_headers(&tier.policy, &passed.buckets) {
+                    host::add_response_header(name, &value);
+                }
             }
         }
         Action::Continue

@@ -1,6 +1,7 @@
 //! Who a request is limited as, and under which tier.
 
 use crate::config::RateLimitConfig;
+use meshguard_plugin_kit::request_headers::RequestHeaders;
 use meshguard_policy::ratelimit::client::{bucket_key, client_address};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,17 +15,16 @@ pub struct Identity {
 /// trusted and present, else the client address under the anonymous tier.
 /// A tier the configuration does not know falls back to `default_tier`.
 /// `peer` (the downstream address) is asked for only when needed.
-pub fn identify<'a>(
+pub fn identify(
     config: &RateLimitConfig,
-    headers: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
+    headers: &RequestHeaders,
     peer: impl FnOnce() -> Option<String>,
 ) -> Identity {
     let id = &config.identity;
     let text = |name: &str| {
         headers
-            .clone()
-            .filter(|(n, _)| *n == name)
-            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+            .values(name)
+            .filter_map(|v| std::str::from_utf8(v).ok())
             .map(str::trim)
             .find(|v| !v.is_empty())
     };
@@ -40,8 +40,8 @@ pub fn identify<'a>(
         }
     }
     let forwarded: Vec<&str> = headers
-        .filter(|(n, _)| *n == "x-forwarded-for")
-        .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+        .values("x-forwarded-for")
+        .filter_map(|v| std::str::from_utf8(v).ok())
         .collect();
     let peer = peer();
     let address = client_address(peer.as_deref(), &forwarded, id.trusted_hops)
@@ -57,10 +57,8 @@ mod tests {
     use super::*;
     use meshguard_plugin_kit::config::load;
 
-    fn headers<'a>(
-        pairs: &'a [(&'a str, &'a [u8])],
-    ) -> impl Iterator<Item = (&'a str, &'a [u8])> + Clone {
-        pairs.iter().copied()
+    fn headers(pairs: &[(&str, &[u8])]) -> RequestHeaders {
+        RequestHeaders::from_list(pairs)
     }
 
     fn config(raw: &str) -> RateLimitConfig {
@@ -71,18 +69,18 @@ mod tests {
     fn subject_and_known_tier() {
         let c = config("{}");
         let h: &[(&str, &[u8])] = &[("x-auth-sub", b"alice"), ("x-auth-tier", b"premium")];
-        let id = identify(&c, headers(h), || Some("10.0.0.1:5".into()));
+        let id = identify(&c, &headers(h), || Some("10.0.0.1:5".into()));
         assert_eq!(id.key, "sub:alice");
         assert_eq!(id.tier, "premium");
         let h: &[(&str, &[u8])] = &[("x-auth-sub", b"bob"), ("x-auth-tier", b"platinum")];
-        assert_eq!(identify(&c, headers(h), || None).tier, "free");
+        assert_eq!(identify(&c, &headers(h), || None).tier, "free");
     }
 
     #[test]
     fn untrusted_headers_key_on_the_address() {
         let c = config(r#"{"identity": {"trust_auth_headers": false}, "anonymous_tier": "free"}"#);
         let h: &[(&str, &[u8])] = &[("x-auth-sub", b"alice"), ("x-auth-tier", b"admin")];
-        let id = identify(&c, headers(h), || Some("10.0.0.1:5".into()));
+        let id = identify(&c, &headers(h), || Some("10.0.0.1:5".into()));
         assert_eq!(id.key, "ip:10.0.0.1");
         assert_eq!(id.tier, "free");
     }
@@ -90,21 +88,21 @@ mod tests {
     #[test]
     fn forwarded_for_only_with_trusted_hops() {
         let h: &[(&str, &[u8])] = &[("x-forwarded-for", b"203.0.113.5, 10.1.1.1")];
-        let id = identify(&config("{}"), headers(h), || Some("127.0.0.1:9".into()));
+        let id = identify(&config("{}"), &headers(h), || Some("127.0.0.1:9".into()));
         assert_eq!(id.key, "ip:127.0.0.1");
         let c = config(r#"{"identity": {"trusted_hops": 2}}"#);
         assert_eq!(
-            identify(&c, headers(h), || Some("127.0.0.1:9".into())).key,
+            identify(&c, &headers(h), || Some("127.0.0.1:9".into())).key,
             "ip:203.0.113.5"
         );
-        assert_eq!(identify(&c, headers(&[]), || None).key, "ip:unknown");
+        assert_eq!(identify(&c, &headers(&[]), || None).key, "ip:unknown");
     }
 
     #[test]
     fn empty_or_binary_subject_is_anonymous() {
         let h: &[(&str, &[u8])] = &[("x-auth-sub", b"  "), ("x-auth-sub", &[0xff, 0xfe])];
         assert_eq!(
-            identify(&config("{}"), headers(h), || Some("::1".into())).key,
+            identify(&config("{}"), &headers(h), || Some("::1".into())).key,
             "ip:::1"
         );
     }

@@ -10,7 +10,7 @@
 //! buckets hold: the price is tokens parked in other replicas' leases.
 
 use meshguard_api::lease::LeaseResponse;
-use meshguard_policy::ratelimit::BucketState;
+use meshguard_policy::ratelimit::{bucket_name, BucketState};
 use std::collections::{HashMap, VecDeque};
 
 const MS: u64 = 1_000_000;
@@ -264,7 +264,7 @@ impl Leases {
 
 pub fn bucket_state(b: meshguard_api::ratelimit::BucketResult) -> BucketState {
     BucketState {
-        name: b.name,
+        name: bucket_name(b.name),
         limit: b.limit,
         window_ms: b.window_ms,
         remaining: b.remaining,

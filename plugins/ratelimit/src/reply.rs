@@ -1,17 +1,22 @@
 //! What the plugin sends back: the IETF rate-limit headers and the
 //! `application/problem+json` (RFC 9457) refusals.
 
-use meshguard_policy::ratelimit::headers::{policy_header, ratelimit_header, retry_after_seconds};
+use meshguard_policy::ratelimit::headers::{ratelimit_header, retry_after_seconds, PolicyHeader};
 use meshguard_policy::ratelimit::BucketState;
 use serde_json::json;
+use std::borrow::Cow;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// `RateLimit-Policy` and `RateLimit` for these buckets.
-pub fn ratelimit_headers(buckets: &[BucketState]) -> [(&'static str, String); 2] {
+/// `RateLimit-Policy` (from the tier's rendered `policy` when the buckets
+/// are its configured ones) and `RateLimit` for these buckets.
+pub fn ratelimit_headers<'a>(
+    policy: &'a PolicyHeader,
+    buckets: &[BucketState],
+) -> [(&'static str, Cow<'a, str>); 2] {
     [
-        ("ratelimit-policy", policy_header(buckets)),
-        ("ratelimit", ratelimit_header(buckets)),
+        ("ratelimit-policy", policy.render(buckets)),
+        ("ratelimit", Cow::Owned(ratelimit_header(buckets))),
     ]
 }
 
@@ -21,18 +26,19 @@ pub struct LocalReply {
     pub body: Vec<u8>,
 }
 
-/// 429 for a refused request, with `Retry-After` unless it can never pass.
+/// 429 for a refused request, with `Retry-After` unless it can never pass,
+/// and the rate-limit headers when given the tier's `policy`.
 pub fn too_many_requests(
     buckets: &[BucketState],
     tier: &str,
     cost: u64,
-    with_ratelimit_headers: bool,
+    policy: Option<&PolicyHeader>,
 ) -> LocalReply {
     let retry_after = retry_after_seconds(buckets);
     let limited_by: Vec<&str> = buckets
         .iter()
         .filter(|b| !b.allowed)
-        .map(|b| b.name.as_str())
+        .map(|b| b.name.as_ref())
         .collect();
     let detail = match retry_after {
         Some(s) => format!(
@@ -58,8 +64,9 @@ pub fn too_many_requests(
     if let Some(s) = retry_after {
         headers.push(("retry-after", s.to_string()));
     }
-    if with_ratelimit_headers {
-        headers.extend(ratelimit_headers(buckets));
+    if let Some(policy) = policy {
+        let rendered = ratelimit_headers(policy, buckets);
+        headers.extend(rendered.map(|(name, value)| (name, value.into_owned())));
     }
     LocalReply {
         status: 429,
@@ -112,7 +119,12 @@ mod tests {
 
     #[test]
     fn refusal_is_problem_json_with_retry_after() {
-        let reply = too_many_requests(&[minute(0, 5_500)], "free", 1, true);
+        let reply = too_many_requests(
+            &[minute(0, 5_500)],
+            "free",
+            1,
+            Some(&PolicyHeader::default()),
+        );
         assert_eq!(reply.status, 429);
         assert_eq!(header(&reply, "content-type"), Some(PROBLEM_JSON));
         assert_eq!(header(&reply, "retry-after"), Some("6"));
@@ -125,7 +137,7 @@ mod tests {
 
     #[test]
     fn never_admissible_has_no_retry_after() {
-        let reply = too_many_requests(&[minute(10, u64::MAX)], "free", 50, false);
+        let reply = too_many_requests(&[minute(10, u64::MAX)], "free", 50, None);
         assert_eq!(header(&reply, "retry-after"), None);
         assert_eq!(header(&reply, "ratelimit"), None);
         let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();

@@ -15,7 +15,9 @@ use meshguard_plugin_kit::host;
 use meshguard_plugin_kit::policy::Policy;
 use meshguard_plugin_kit::state_client::StateClient;
 use meshguard_plugin_kit::tick_gate::TickGate;
-use meshguard_policy::ratelimit::limiter::Limiter;
+use meshguard_policy::gcra::decide;
+use meshguard_policy::ratelimit::headers::PolicyHeader;
+use meshguard_policy::ratelimit::limiter::{state, Limiter};
 use meshguard_policy::ratelimit::{Bucket, Costs};
 use proxy_wasm::traits::Context;
 use std::cell::RefCell;
@@ -36,6 +38,8 @@ const CHARGE_INTERVAL_MS: u64 = 200;
 pub struct Tier {
     pub buckets: [Bucket; 2],
     pub stats: TierStats,
+    /// `RateLimit-Policy` for the tier's buckets and the global one.
+    pub policy: PolicyHeader,
 }
 
 /// A response's real cost minus what its request was charged, settled with
@@ -65,16 +69,25 @@ pub struct Runtime {
 
 impl Runtime {
     fn new(config: RateLimitConfig) -> Option<Runtime> {
-        let mut tiers = BTreeMap::new();
-        for (name, t) in &config.tiers {
-            let buckets = Bucket::tier(t.per_minute, t.per_hour, t.burst)?;
-            let stats = TierStats::define(name);
-            tiers.insert(name.clone(), Tier { buckets, stats });
-        }
         let global = match &config.global {
             Some(g) => Some(Bucket::global(g.tokens, g.per_seconds, g.burst)?),
             None => None,
         };
+        let mut tiers = BTreeMap::new();
+        for (name, t) in &config.tiers {
+            let buckets = Bucket::tier(t.per_minute, t.per_hour, t.burst)?;
+            let full: Vec<_> = buckets
+                .iter()
+                .chain(&global)
+                .map(|b| state(b, &decide(&b.quota, None, 0, 0)))
+                .collect();
+            let tier = Tier {
+                buckets,
+                stats: TierStats::define(name),
+                policy: PolicyHeader::new(&full),
+            };
+            tiers.insert(name.clone(), tier);
+        }
         let costs = Costs::new(
             config
                 .costs

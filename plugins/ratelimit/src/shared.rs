@@ -18,7 +18,7 @@ use meshguard_policy::ratelimit::Bucket;
 use proxy_wasm::hostcalls;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-const PREFIX: &str = "meshguard.ratelimit.";
+const SLOT_PREFIX: &str = "meshguard.ratelimit.slot.";
 const GLOBAL: &str = "meshguard.ratelimit.global";
 const ATTEMPTS: usize = 8;
 
@@ -29,8 +29,14 @@ pub struct SharedBuckets {
 type Tats = [Option<u64>; 2];
 
 fn encode(key: &str, tats: &Tats) -> Vec<u8> {
-    let [minute, hour] = tats.map(|t| t.unwrap_or(0));
-    format!("{minute} {hour} {key}").into_bytes()
+    let mut out = Vec::with_capacity(42 + key.len());
+    let mut digits = itoa::Buffer::new();
+    for tat in tats {
+        out.extend_from_slice(digits.format(tat.unwrap_or(0)).as_bytes());
+        out.push(b' ');
+    }
+    out.extend_from_slice(key.as_bytes());
+    out
 }
 
 fn decode(raw: &[u8]) -> Option<(&str, Tats)> {
@@ -73,7 +79,8 @@ impl SharedBuckets {
     fn slot(&self, key: &str) -> String {
         let mut hasher = DefaultHasher::new();
         key.hash(&mut hasher);
-        format!("{PREFIX}slot.{}", hasher.finish() % self.slots)
+        let mut digits = itoa::Buffer::new();
+        [SLOT_PREFIX, digits.format(hasher.finish() % self.slots)].concat()
     }
 
     /// Decides a request of `cost` tokens for `key` at `now` (µs).

@@ -132,14 +132,12 @@ impl Fixture {
     }
 
     fn ratelimit(&self) -> Plugin {
-        let never = json!({"per_minute": 60_000_000u64, "per_hour": 3_600_000_000u64});
-        let config = json!({
-            "mode": "local",
-            "default_tier": "enterprise",
-            "tiers": {"enterprise": never},
-            "global": null,
-        });
-        Plugin::new("ratelimit", Some(config))
+        ratelimit_local("shared")
+    }
+
+    /// `ratelimit` with each worker keeping its own buckets (no shared data).
+    fn ratelimit_per_worker(&self) -> Plugin {
+        ratelimit_local("worker")
     }
 
     fn flags(&self) -> Plugin {
@@ -168,6 +166,19 @@ impl Fixture {
         }
         Plugin::new("chain", Some(Value::Object(config)))
     }
+}
+
+/// The rate limiter in local mode with a limit the load never reaches.
+fn ratelimit_local(buckets: &str) -> Plugin {
+    let never = json!({"per_minute": 60_000_000u64, "per_hour": 3_600_000_000u64});
+    let config = json!({
+        "mode": "local",
+        "local_buckets": buckets,
+        "default_tier": "enterprise",
+        "tiers": {"enterprise": never},
+        "global": null,
+    });
+    Plugin::new("ratelimit", Some(config))
 }
 
 fn is_built(name: &str) -> bool {
@@ -208,23 +219,22 @@ fn variants(cli: &Cli, fixture: &Fixture, notes: &mut Vec<String>) -> Vec<Varian
         ));
     }
     let mut all_built = true;
-    for (name, plugin) in [
-        ("trace", Fixture::trace as fn(&Fixture) -> Plugin),
-        ("auth", Fixture::auth),
-        ("ratelimit", Fixture::ratelimit),
-        ("flags", Fixture::flags),
+    for (name, label, plugin) in [
+        ("trace", "trace", Fixture::trace as fn(&Fixture) -> Plugin),
+        ("auth", "auth (HS256 token)", Fixture::auth),
+        ("ratelimit", "ratelimit (local)", Fixture::ratelimit),
+        (
+            "ratelimit",
+            "ratelimit (local, per-worker buckets)",
+            Fixture::ratelimit_per_worker,
+        ),
+        ("flags", "flags (8 seed flags)", Fixture::flags),
     ] {
         if !is_built(name) {
             notes.push(format!("meshguard_{name}.wasm not built: left out"));
             all_built = false;
             continue;
         }
-        let label = match name {
-            "auth" => "auth (HS256 token)",
-            "ratelimit" => "ratelimit (local)",
-            "flags" => "flags (8 seed flags)",
-            other => other,
-        };
         out.push(variant(label, vec![plugin(fixture)]));
         if let Some(dir) = &cli.baseline {
             let before = dir.join(format!("meshguard_{name}.wasm"));

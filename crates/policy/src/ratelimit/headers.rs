@@ -8,7 +8,7 @@
 //! `Retry-After` is the largest of those, so it is never earlier than any `t`.
 
 use super::BucketState;
-use std::fmt::Write;
+use std::borrow::Cow;
 
 fn seconds_ceil(ms: u64) -> u64 {
     ms.div_ceil(1_000)
@@ -26,20 +26,27 @@ fn push_sf_string(out: &mut String, name: &str) {
     out.push('"');
 }
 
-/// Joins one list member per bucket with `", "`, written in place: these
-/// headers go out on every response, so no string per member.
+/// Joins one list member per bucket with `", "`, written in place with
+/// `itoa`: these headers go out on every response, and `format!` machinery
+/// costs more than the rest of the rendering under Wasm.
 fn sf_list<'a>(
     buckets: impl Iterator<Item = &'a BucketState>,
     params: impl Fn(&BucketState) -> (char, u64, char, u64),
 ) -> String {
     let mut out = String::with_capacity(64);
+    let mut digits = itoa::Buffer::new();
     for (i, b) in buckets.enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
         push_sf_string(&mut out, &b.name);
         let (k1, v1, k2, v2) = params(b);
-        let _ = write!(out, ";{k1}={v1};{k2}={v2}");
+        for (key, value) in [(k1, v1), (k2, v2)] {
+            out.push(';');
+            out.push(key);
+            out.push('=');
+            out.push_str(digits.format(value));
+        }
     }
     out
 }
@@ -49,6 +56,44 @@ pub fn policy_header(buckets: &[BucketState]) -> String {
     sf_list(buckets.iter(), |b| {
         ('q', b.limit, 'w', seconds_ceil(b.window_ms).max(1))
     })
+}
+
+/// `RateLimit-Policy` rendered once for the buckets a tier is configured
+/// with: it only changes when the buckets do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyHeader {
+    rendered_for: Vec<(Cow<'static, str>, u64, u64)>,
+    value: String,
+}
+
+impl PolicyHeader {
+    pub fn new(buckets: &[BucketState]) -> PolicyHeader {
+        PolicyHeader {
+            rendered_for: buckets.iter().map(policy_terms).collect(),
+            value: policy_header(buckets),
+        }
+    }
+
+    /// The header for `buckets`: the one rendered at configuration when
+    /// they are the configured buckets, else rendered now.
+    pub fn render(&self, buckets: &[BucketState]) -> Cow<'_, str> {
+        let same = buckets.len() == self.rendered_for.len()
+            && buckets
+                .iter()
+                .zip(&self.rendered_for)
+                .all(|(b, (name, limit, window))| {
+                    b.name == *name && b.limit == *limit && b.window_ms == *window
+                });
+        if same {
+            Cow::Borrowed(&self.value)
+        } else {
+            Cow::Owned(policy_header(buckets))
+        }
+    }
+}
+
+fn policy_terms(b: &BucketState) -> (Cow<'static, str>, u64, u64) {
+    (b.name.clone(), b.limit, b.window_ms)
 }
 
 /// `"minute";r=4;t=36, "hour";r=94;t=216`
@@ -95,7 +140,7 @@ mod tests {
         retry: u64,
     ) -> BucketState {
         BucketState {
-            name: name.into(),
+            name: name.to_string().into(),
             limit,
             window_ms,
             remaining,
@@ -103,6 +148,26 @@ mod tests {
             retry_after_ms: retry,
             allowed: retry == 0,
         }
+    }
+
+    #[test]
+    fn policy_header_is_rendered_once_for_its_buckets() {
+        let configured = [
+            bucket("minute", 10, 60_000, 10, 0, 0),
+            bucket("hour", 100, 3_600_000, 100, 0, 0),
+        ];
+        let cached = PolicyHeader::new(&configured);
+        let after = [
+            bucket("minute", 10, 60_000, 3, 42_000, 0),
+            bucket("hour", 100, 3_600_000, 93, 252_000, 0),
+        ];
+        let rendered = cached.render(&after);
+        assert!(matches!(rendered, Cow::Borrowed(_)));
+        assert_eq!(rendered, policy_header(&after));
+        let other = [bucket("minute", 20, 60_000, 3, 0, 0)];
+        let rendered = cached.render(&other);
+        assert!(matches!(rendered, Cow::Owned(_)));
+        assert_eq!(rendered, "\"minute\";q=20;w=60");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use super::{Bucket, BucketState};
 use crate::gcra::{decide, decide_all, refund, Decision};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// The outcome of one request.
@@ -52,7 +53,7 @@ fn us_to_ms_ceil(us: u64) -> u64 {
 /// A bucket's state after a decision, in milliseconds.
 pub fn state(bucket: &Bucket, d: &Decision) -> BucketState {
     BucketState {
-        name: bucket.name.to_string(),
+        name: Cow::Borrowed(bucket.name),
         limit: bucket.quota.limit(),
         window_ms: bucket.window_us / 1_000,
         remaining: d.remaining,

@@ -55,6 +55,11 @@ pub fn set_request_header(name: &str, value: Option<&str>) {
     let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
 }
 
+/// Adds a request header (another copy if one is there).
+pub fn add_request_header(name: &str, value: &str) {
+    let _ = hostcalls::add_map_value(MapType::HttpRequestHeaders, name, value);
+}
+
 pub fn add_response_header(name: &str, value: &str) {
     let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value);
 }

@@ -5,12 +5,15 @@
 //! single-module build reads it once for all four policies.
 
 use crate::host::{self, HeaderPairs};
+use std::cell::Cell;
+use std::ops::Range;
 
 #[derive(Debug, Default)]
 pub struct RequestHeaders {
     read: HeaderPairs,
-    /// Headers set or removed since the read; one entry per name, the last word.
-    changed: Vec<(String, Option<String>)>,
+    changed: Changes,
+    /// When the headers arrived, read from the host clock on first use.
+    arrival_nanos: Cell<Option<u64>>,
 }
 
 impl RequestHeaders {
@@ -22,7 +25,25 @@ impl RequestHeaders {
     pub fn from_pairs(read: HeaderPairs) -> RequestHeaders {
         RequestHeaders {
             read,
-            changed: Vec::new(),
+            changed: Changes::default(),
+            arrival_nanos: Cell::new(None),
+        }
+    }
+
+    /// Unix nanoseconds when the request headers arrived: one clock read
+    /// (a host call) for every policy that needs the time of the request.
+    pub fn arrival_nanos(&self) -> u64 {
+        self.arrival_nanos_with(host::now_unix_nanos)
+    }
+
+    fn arrival_nanos_with(&self, clock: impl FnOnce() -> u64) -> u64 {
+        match self.arrival_nanos.get() {
+            Some(nanos) => nanos,
+            None => {
+                let nanos = clock();
+                self.arrival_nanos.set(Some(nanos));
+                nanos
+            }
         }
     }
 
@@ -37,11 +58,11 @@ impl RequestHeaders {
         let read = self
             .read
             .iter()
-            .filter(|(name, _)| !self.changed.iter().any(|(n, _)| n == name));
+            .filter(|(name, _)| self.changed.find(name).is_none());
         let set = self
             .changed
             .iter()
-            .filter_map(|(name, value)| Some((name.as_str(), value.as_deref()?.as_bytes())));
+            .filter_map(|(name, value)| Some((name, value?.as_bytes())));
         read.chain(set)
     }
 
@@ -50,9 +71,9 @@ impl RequestHeaders {
         &'a self,
         name: &'n str,
     ) -> impl Iterator<Item = &'a [u8]> + Clone + 'n {
-        let changed = self.changed.iter().find(|(n, _)| n == name);
+        let changed = self.changed.find(name);
         let read = self.read.values(name).filter(move |_| changed.is_none());
-        let set = changed.and_then(|(_, value)| Some(value.as_deref()?.as_bytes()));
+        let set = changed.and_then(|value| Some(value?.as_bytes()));
         read.chain(set)
     }
 
@@ -68,15 +89,93 @@ impl RequestHeaders {
 
     /// Replaces every copy of `name` in Envoy; `None` removes it.
     pub fn set(&mut self, name: &str, value: Option<&str>) {
-        host::set_request_header(name, value);
-        self.record(name, value);
+        // Envoy's replace scans the map for copies to drop first: a header
+        // known to be absent is added, and removing one costs nothing.
+        let changed = self.changed.position(name);
+        let present = match changed {
+            Some(i) => self.changed.is_set(i),
+            None => self.read.values(name).next().is_some(),
+        };
+        match (value, present) {
+            (Some(value), false) => host::add_request_header(name, value),
+            (None, false) => {}
+            (value, true) => host::set_request_header(name, value),
+        }
+        self.changed.record(changed, name, value);
     }
 
+    #[cfg(test)]
     fn record(&mut self, name: &str, value: Option<&str>) {
-        let value = value.map(str::to_owned);
-        match self.changed.iter_mut().find(|(n, _)| n == name) {
-            Some((_, slot)) => *slot = value,
-            None => self.changed.push((name.to_owned(), value)),
+        self.changed
+            .record(self.changed.position(name), name, value);
+    }
+}
+
+/// Headers set or removed since the read, one entry per name (the last
+/// word). Their text shares one buffer: a request sets a dozen headers, and
+/// a string pair for each made allocation a fifth of the policies' Wasm time.
+#[derive(Debug, Default)]
+struct Changes {
+    text: String,
+    entries: Vec<Change>,
+}
+
+#[derive(Debug)]
+struct Change {
+    name: Range<usize>,
+    /// `None`: removed.
+    value: Option<Range<usize>>,
+}
+
+impl Changes {
+    fn text(&self, range: &Range<usize>) -> &str {
+        self.text.get(range.clone()).unwrap_or_default()
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.entries.iter().position(|c| self.text(&c.name) == name)
+    }
+
+    /// `Some(value)` when `name` was changed: the value set, or `None` if removed.
+    fn find(&self, name: &str) -> Option<Option<&str>> {
+        let change = self.entries.get(self.position(name)?)?;
+        Some(change.value.as_ref().map(|v| self.text(v)))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> + Clone + '_ {
+        self.entries
+            .iter()
+            .map(|c| (self.text(&c.name), c.value.as_ref().map(|v| self.text(v))))
+    }
+
+    fn push(&mut self, text: &str) -> Range<usize> {
+        if self.text.capacity() == 0 {
+            self.text.reserve(512);
+            self.entries.reserve(16);
+        }
+        let start = self.text.len();
+        self.text.push_str(text);
+        start..self.text.len()
+    }
+
+    /// Whether the change at `i` set a value (rather than removing the header).
+    fn is_set(&self, i: usize) -> bool {
+        self.entries.get(i).is_some_and(|c| c.value.is_some())
+    }
+
+    /// Records `name`'s new value; `at` is its entry's `position`, if any.
+    fn record(&mut self, at: Option<usize>, name: &str, value: Option<&str>) {
+        let value = value.map(|v| self.push(v));
+        match at {
+            Some(i) => {
+                if let Some(change) = self.entries.get_mut(i) {
+                    change.value = value;
+                }
+            }
+            None => {
+                let name = self.push(name);
+                self.entries.push(Change { name, value });
+            }
         }
     }
 }
@@ -114,6 +213,13 @@ mod tests {
         assert_eq!(headers.values("x-auth-sub").count(), 0);
         assert_eq!(headers.text("x-auth-tier"), Some("premium"));
         assert_eq!(headers.iter().count(), 2);
+    }
+
+    #[test]
+    fn the_arrival_time_is_read_once() {
+        let headers = view(&[]);
+        assert_eq!(headers.arrival_nanos_with(|| 42), 42);
+        assert_eq!(headers.arrival_nanos_with(|| 43), 42);
     }
 
     #[test]

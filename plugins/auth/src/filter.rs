@@ -5,7 +5,7 @@
 use crate::activity;
 use crate::config::StaleAction;
 use crate::reply::{self, Refusal};
-use crate::root::{now_ms, Runtime};
+use crate::root::Runtime;
 use crate::verify::{self, Reject, Verified};
 use meshguard_plugin_kit::host;
 use meshguard_plugin_kit::request_headers::RequestHeaders;
@@ -212,7 +212,7 @@ impl AuthFilter {
             return self.refuse(&runtime, Refusal::InvalidToken("too_large"), "too_large");
         }
 
-        let now = now_ms();
+        let now = headers.arrival_nanos() / 1_000_000;
         let now_s = i64::try_from(now / 1000).unwrap_or(i64::MAX);
         if let (Some(rc), Some(feed)) = (&config.revocation, &runtime.feed) {
             let stale = feed

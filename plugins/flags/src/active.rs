@@ -27,8 +27,9 @@ pub struct ActiveSet {
     pub flags: Vec<ActiveFlag>,
     /// Request headers any rule reads.
     pub headers_read: Vec<String>,
-    /// Every header name a flag of this set is sent in.
-    pub flag_headers: Vec<String>,
+    /// The header names a flag of this set is sent in that no strip prefix
+    /// covers (client-sent copies of the others go with their prefix).
+    pub unprefixed_headers: Vec<String>,
 }
 
 impl ActiveSet {
@@ -67,12 +68,17 @@ impl ActiveSet {
                 }
             })
             .collect();
-        let flag_headers = flags.iter().map(|f| f.header.clone()).collect();
+        let prefixes = config.strip_prefixes();
+        let unprefixed_headers = flags
+            .iter()
+            .map(|f| f.header.clone())
+            .filter(|h| !prefixes.iter().any(|p| h.starts_with(p.as_str())))
+            .collect();
         (
             ActiveSet {
                 flags,
                 headers_read,
-                flag_headers,
+                unprefixed_headers,
             },
             rejected,
         )

@@ -68,7 +68,7 @@ impl FlagsFilter {
                 .iter()
                 .any(|p| name.starts_with(p.as_str()))
                 || config.summary_header.as_deref() == Some(name)
-                || active.flag_headers.iter().any(|h| h == name);
+                || active.unprefixed_headers.iter().any(|h| h == name);
             if ours && !spoofed.iter().any(|s| s == name) {
                 spoofed.push(name.to_owned());
             }
@@ -107,7 +107,11 @@ impl FlagsFilter {
         for name in &spoofed {
             headers.set(name, None);
         }
-        let mut summary = String::new();
+        let mut summary = String::with_capacity(if config.summary_header.is_some() {
+            32 * active.flags.len()
+        } else {
+            0
+        });
         self.exposed.clear();
         for (entry, variant) in active.flags.iter().zip(variants) {
             headers.set(&entry.header, Some(variant));
@@ -129,7 +133,7 @@ impl FlagsFilter {
             }
         }
         if config.metrics.response_time && !self.exposed.is_empty() {
-            self.started_nanos = host::now_unix_nanos();
+            self.started_nanos = headers.arrival_nanos();
         }
         Action::Continue
     }

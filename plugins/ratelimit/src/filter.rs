@@ -42,7 +42,7 @@ struct Passed {
 
 pub struct RateLimitFilter {
     runtime: Option<Rc<Runtime>>,
-    identity: Option<Identity>,
+    identity: Option<Rc<Identity>>,
     cost: u64,
     call: Option<(u32, Call)>,
     passed: Option<Passed>,
@@ -111,8 +111,9 @@ impl RateLimitFilter {
         Action::Continue
     }
 
-    fn decide_locally(&mut self, rt: &Runtime, tier: &Tier, key: &str) -> Action {
-        let (buckets, global, now) = (&tier.buckets, rt.global.as_ref(), now_us());
+    /// Decides on the local buckets at `now` (µs).
+    fn decide_locally(&mut self, rt: &Runtime, tier: &Tier, key: &str, now: u64) -> Action {
+        let (buckets, global) = (&tier.buckets, rt.global.as_ref());
         let verdict = match &rt.shared {
             Some(shared) => shared.check(key, buckets, global, now, self.cost),
             None => rt
@@ -126,7 +127,7 @@ impl RateLimitFilter {
 
     /// meshguard-state could not decide: the local buckets do, or with
     /// `fail_closed` the request is refused with 503.
-    fn fall_back(&mut self, rt: &Runtime, tier: &Tier, key: &str) -> Action {
+    fn fall_back(&mut self, rt: &Runtime, tier: &Tier, key: &str, now: u64) -> Action {
         if rt.config.fail_closed {
             tier.stats.unavailable.inc();
             send(reply::unavailable(
@@ -135,10 +136,18 @@ impl RateLimitFilter {
             return Action::Pause;
         }
         tier.stats.fallbacks.inc();
-        self.decide_locally(rt, tier, key)
+        self.decide_locally(rt, tier, key, now)
     }
 
-    fn ask(&mut self, rt: &Runtime, tier: &Tier, identity: &Identity, call: Call) -> Action {
+    /// Asks meshguard-state about a request that arrived at `now` (µs).
+    fn ask(
+        &mut self,
+        rt: &Runtime,
+        tier: &Tier,
+        identity: &Identity,
+        call: Call,
+        now: u64,
+    ) -> Action {
         let body = match call {
             Call::Check => serde_json::to_vec(&RateLimitRequest {
                 key: identity.key.clone(),
@@ -159,7 +168,7 @@ impl RateLimitFilter {
             LEASE_PATH
         };
         let Ok(body) = body else {
-            return self.fall_back(rt, tier, &identity.key);
+            return self.fall_back(rt, tier, &identity.key, now);
         };
         let dispatched = rt
             .client
@@ -170,10 +179,10 @@ impl RateLimitFilter {
                 self.call = Some((token, call));
                 Action::Pause
             }
-            Err(CallError::BackingOff) => self.fall_back(rt, tier, &identity.key),
+            Err(CallError::BackingOff) => self.fall_back(rt, tier, &identity.key, now),
             Err(CallError::Dispatch) => {
                 tier.stats.backend_failures.inc();
-                self.fall_back(rt, tier, &identity.key)
+                self.fall_back(rt, tier, &identity.key, now)
             }
         }
     }
@@ -198,7 +207,7 @@ impl RateLimitFilter {
         }
         let failed = |this: &mut Self| {
             tier.stats.backend_failures.inc();
-            this.fall_back(rt, tier, &identity.key)
+            this.fall_back(rt, tier, &identity.key, now_us())
         };
         if !outcome.is_success() {
             return failed(self);
@@ -321,19 +330,20 @@ impl RateLimitFilter {
         self.cost = rt.costs.of(headers.text(":path").unwrap_or("/"));
         let peer =
             || host::property(vec!["source", "address"]).and_then(|p| String::from_utf8(p).ok());
-        let identity = identify(&rt.config, headers, peer);
-        self.identity = Some(identity.clone());
+        let identity = Rc::new(identify(&rt.config, headers, peer));
+        self.identity = Some(Rc::clone(&identity));
+        let arrived_us = headers.arrival_nanos() / 1_000;
         let Some(tier) = rt.tier(&identity.tier) else {
             return Action::Continue;
         };
         match rt.config.mode {
-            Mode::Local => self.decide_locally(&rt, tier, &identity.key),
-            Mode::Exact => self.ask(&rt, tier, &identity, Call::Check),
+            Mode::Local => self.decide_locally(&rt, tier, &identity.key, arrived_us),
+            Mode::Exact => self.ask(&rt, tier, &identity, Call::Check, arrived_us),
             Mode::Hybrid => {
                 let spent = rt.leases.borrow_mut().spend(
                     &identity.key,
                     self.cost,
-                    host::now_unix_nanos(),
+                    headers.arrival_nanos(),
                     rt.lease_margin_ns(),
                 );
                 match spent {
@@ -343,7 +353,7 @@ impl RateLimitFilter {
                     Spend::Refused(buckets) => {
                         self.conclude(&rt, tier, Source::Lease, buckets, true)
                     }
-                    Spend::NeedLease => self.ask(&rt, tier, &identity, Call::Lease),
+                    Spend::NeedLease => self.ask(&rt, tier, &identity, Call::Lease, arrived_us),
                 }
             }
         }

@@ -91,7 +91,7 @@ impl TraceFilter {
             let path = path.split('?').next().unwrap_or_default();
             self.open_span = Some(OpenSpan {
                 parent: out.caller_span,
-                start_unix_nanos: host::now_unix_nanos(),
+                start_unix_nanos: headers.arrival_nanos(),
                 method: method.to_string(),
                 path: path.to_string(),
             });

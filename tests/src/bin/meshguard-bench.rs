@@ -13,7 +13,7 @@ use meshguard_harness::envoy::{Envoy, EnvoySpec, Plugin};
 use meshguard_harness::http::Request;
 use meshguard_harness::paths::{built_plugins, workspace_root};
 use meshguard_harness::redis::Redis;
-use meshguard_harness::state::StateService;
+use meshguard_harness::state::{StateOptions, StateService};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const ENVOY_CORE: usize = 0;
+const HYBRID_LABEL: &str = "ratelimit (hybrid, 10,000-token leases)";
 const LOAD_CORE: usize = 1;
 
 #[derive(Parser)]
@@ -53,6 +54,10 @@ struct Cli {
     /// "<name> (baseline)" next to the current ones (before/after in one run).
     #[arg(long, global = true)]
     baseline: Option<PathBuf>,
+    /// Plugin figure: measure CPU only, skipping the latency runs (quicker
+    /// before/after comparisons with more rounds).
+    #[arg(long, global = true)]
+    cpu_only: bool,
     /// Only the plugin-figure configurations whose name contains one of
     /// these (comma-separated); bare Envoy is always measured.
     #[arg(long, global = true, value_delimiter = ',')]
@@ -98,6 +103,44 @@ struct Variant {
     name: String,
     plugins: Vec<Plugin>,
     native: Vec<String>,
+    /// The port of the meshguard-state the plugins call, if they do.
+    state_port: Option<u16>,
+}
+
+/// The meshguard-state (and its Redis) that the hybrid rate limiter leases
+/// from: one for the whole figure, off the measured cores' hot path (the
+/// plugin calls it only to renew leases).
+struct LeaseBackend {
+    state: StateService,
+    _redis: Redis,
+    _dir: tempfile::TempDir,
+}
+
+impl LeaseBackend {
+    fn start() -> LeaseBackend {
+        let dir = tempfile::tempdir().expect("temp dir for the limits file");
+        let limits_file = dir.path().join("limits.json");
+        let limits =
+            json!({"default_tier": "enterprise", "tiers": {"enterprise": never_limited()}});
+        std::fs::write(&limits_file, limits.to_string()).expect("write limits");
+        let redis = Redis::start();
+        let args = vec![
+            "--limits-file".into(),
+            limits_file.to_string_lossy().into_owned(),
+        ];
+        let state = StateService::start_with(
+            &redis.url(),
+            StateOptions {
+                args,
+                ..StateOptions::default()
+            },
+        );
+        LeaseBackend {
+            state,
+            _redis: redis,
+            _dir: dir,
+        }
+    }
 }
 
 /// Everything the variants share: the HS256 key, a token, the headers every
@@ -168,15 +211,33 @@ impl Fixture {
     }
 }
 
+/// A tier the load never exhausts (the most a tier may allow).
+fn never_limited() -> Value {
+    json!({"per_minute": 60_000_000u64, "per_hour": 3_600_000_000u64})
+}
+
 /// The rate limiter in local mode with a limit the load never reaches.
 fn ratelimit_local(buckets: &str) -> Plugin {
-    let never = json!({"per_minute": 60_000_000u64, "per_hour": 3_600_000_000u64});
     let config = json!({
         "mode": "local",
         "local_buckets": buckets,
         "default_tier": "enterprise",
-        "tiers": {"enterprise": never},
+        "tiers": {"enterprise": never_limited()},
         "global": null,
+    });
+    Plugin::new("ratelimit", Some(config))
+}
+
+/// The rate limiter in hybrid mode: requests spend leased tokens; the
+/// tick renews leases (10,000 tokens each) with meshguard-state.
+fn ratelimit_hybrid(secret: &str) -> Plugin {
+    let config = json!({
+        "mode": "hybrid",
+        "default_tier": "enterprise",
+        "tiers": {"enterprise": never_limited()},
+        "global": null,
+        "state": {"secret": secret, "timeout_ms": 1000},
+        "hybrid": {"lease_tokens": 10_000, "refresh_ms": 200},
     });
     Plugin::new("ratelimit", Some(config))
 }
@@ -195,11 +256,17 @@ fn reference_wasm(cli: &Cli) -> PathBuf {
     })
 }
 
-fn variants(cli: &Cli, fixture: &Fixture, notes: &mut Vec<String>) -> Vec<Variant> {
+fn variants(
+    cli: &Cli,
+    fixture: &Fixture,
+    backend: Option<&LeaseBackend>,
+    notes: &mut Vec<String>,
+) -> Vec<Variant> {
     let variant = |name: &str, plugins: Vec<Plugin>| Variant {
         name: name.into(),
         plugins,
         native: vec![],
+        state_port: None,
     };
     let mut out = vec![variant("bare Envoy", vec![])];
     let reference = reference_wasm(cli);
@@ -262,10 +329,19 @@ fn variants(cli: &Cli, fixture: &Fixture, notes: &mut Vec<String>) -> Vec<Varian
     } else {
         notes.push("meshguard_chain.wasm not built: left out".into());
     }
+    if let (Some(backend), true) = (backend, is_built("ratelimit")) {
+        let mut v = variant(
+            HYBRID_LABEL,
+            vec![ratelimit_hybrid(&backend.state.plugin_secret)],
+        );
+        v.state_port = Some(backend.state.port);
+        out.push(v);
+    }
     out.push(Variant {
         name: "native: jwt_authn + local_ratelimit + header_mutation".into(),
         plugins: vec![],
         native: native::filters(&fixture.key.jwks(), ISSUER),
+        state_port: None,
     });
     out
 }
@@ -338,6 +414,9 @@ fn start_pinned(variant: &Variant, concurrency: u32) -> Envoy {
     for plugin in &variant.plugins {
         spec = spec.plugin(plugin.clone());
     }
+    if let Some(port) = variant.state_port {
+        spec = spec.cluster("meshguard_state", port);
+    }
     let envoy = Envoy::start(spec);
     pin(envoy.pid(), ENVOY_CORE);
     envoy
@@ -364,7 +443,10 @@ struct Samples {
 fn plugins_figure(cli: &Cli) -> (String, Value) {
     let fixture = Fixture::new();
     let mut notes = vec![];
-    let mut variants = variants(cli, &fixture, &mut notes);
+    let hybrid_wanted =
+        cli.only.is_empty() || cli.only.iter().any(|o| HYBRID_LABEL.contains(o.as_str()));
+    let backend = hybrid_wanted.then(LeaseBackend::start);
+    let mut variants = variants(cli, &fixture, backend.as_ref(), &mut notes);
     if !cli.only.is_empty() {
         let mut index = 0;
         variants.retain(|v| {
@@ -402,6 +484,9 @@ fn plugins_figure(cli: &Cli) -> (String, Value) {
             if run.requests > 0 {
                 s.cpu.push(spent as f64 / 1000.0 / run.requests as f64);
                 s.rps.push(run.per_second);
+            }
+            if cli.cpu_only {
+                continue;
             }
             let latency = load::hey(&HeyRun {
                 core: LOAD_CORE,
@@ -653,11 +738,13 @@ fn memory_figure() -> String {
         name: "Meshguard chain (4 plugins)".into(),
         plugins: fixture.chain(),
         native: vec![],
+        state_port: None,
     };
     let bare = Variant {
         name: "bare Envoy".into(),
         plugins: vec![],
         native: vec![],
+        state_port: None,
     };
     let mut rows = vec![];
     for concurrency in [1, 2] {

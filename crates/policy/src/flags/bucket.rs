@@ -7,6 +7,8 @@
 //! with another seed, so being inside the rollout says nothing about the
 //! variant (a reused hash would give the rolled-out users the low buckets).
 
+use std::hash::Hasher;
+
 /// flagd's `fractional` seed.
 pub const SPLIT_SEED: u32 = 0;
 /// The rollout's seed: anything but [`SPLIT_SEED`].
@@ -14,9 +16,10 @@ pub const ROLLOUT_SEED: u32 = 0x6d67_726c;
 /// Rollout resolution: parts per million (0.0001 percentage points).
 pub const ROLLOUT_SCALE: u32 = 1_000_000;
 
+/// MurmurHash3 x86_32 of a byte slice (`mur3`: the `murmur3` crate's
+/// `Read`-based API cost 85 ns per 36-byte key under V8, five times this).
 pub fn murmur3_32(data: &[u8], seed: u32) -> u32 {
-    // Reading from a byte slice never fails, so the error arm is never taken.
-    murmur3::murmur3_32(&mut std::io::Cursor::new(data), seed).unwrap_or_default()
+    mur3::murmurhash3_x86_32(data, seed)
 }
 
 /// `(hash * total) >> 32`: a bucket in `0..total`.
@@ -27,21 +30,30 @@ pub fn scale(hash: u32, total: u64) -> u64 {
 
 /// The bucketing input: `salt` then the subject's key, with no separator
 /// (flagd's default `cat(flagKey, targetingKey)` when `salt` is the flag key).
-pub fn input(salt: &str, key: &str) -> Vec<u8> {
-    let mut input = Vec::with_capacity(salt.len() + key.len());
-    input.extend_from_slice(salt.as_bytes());
-    input.extend_from_slice(key.as_bytes());
-    input
+/// Hashed in two writes, never concatenated into a buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub salt: &'a str,
+    pub key: &'a str,
+}
+
+impl Input<'_> {
+    fn hash(&self, seed: u32) -> u32 {
+        let mut hasher = mur3::Hasher32::with_seed(seed);
+        hasher.write(self.salt.as_bytes());
+        hasher.write(self.key.as_bytes());
+        hasher.finish32()
+    }
 }
 
 /// The entry of `weights` (name, weight) that `input` falls in, flagd's way.
 /// `None` when every weight is 0.
-pub fn pick<'a, T>(input: &[u8], weights: &'a [(T, u32)]) -> Option<&'a T> {
+pub fn pick<'a, T>(input: Input, weights: &'a [(T, u32)]) -> Option<&'a T> {
     let total: u64 = weights.iter().map(|(_, w)| u64::from(*w)).sum();
     if total == 0 {
         return None;
     }
-    let bucket = scale(murmur3_32(input, SPLIT_SEED), total);
+    let bucket = scale(input.hash(SPLIT_SEED), total);
     let mut upper = 0u64;
     for (item, weight) in weights {
         upper += u64::from(*weight);
@@ -65,11 +77,11 @@ pub fn rollout_ppm(percentage: f64) -> u32 {
 }
 
 /// Whether `input` is inside a rollout of `ppm` parts per million.
-pub fn in_rollout(input: &[u8], ppm: u32) -> bool {
+pub fn in_rollout(input: Input, ppm: u32) -> bool {
     if ppm >= ROLLOUT_SCALE {
         return true;
     }
-    scale(murmur3_32(input, ROLLOUT_SEED), u64::from(ROLLOUT_SCALE)) < u64::from(ppm)
+    scale(input.hash(ROLLOUT_SEED), u64::from(ROLLOUT_SCALE)) < u64::from(ppm)
 }
 
 #[cfg(test)]
@@ -99,13 +111,29 @@ mod tests {
     }
 
     #[test]
+    fn input_hashes_as_its_concatenation() {
+        let input = Input {
+            salt: "fractional-flag",
+            key: "jack",
+        };
+        let whole = murmur3_32(b"fractional-flagjack", SPLIT_SEED);
+        assert_eq!(input.hash(SPLIT_SEED), whole);
+        let odd = Input {
+            salt: "abc",
+            key: "defgh",
+        };
+        assert_eq!(odd.hash(7), murmur3_32(b"abcdefgh", 7));
+    }
+
+    #[test]
     fn pick_walks_cumulative_weights_and_skips_zero_weights() {
         let weights = [("a", 0), ("b", 1)];
         for key in ["x", "y", "z"] {
-            assert_eq!(pick(key.as_bytes(), &weights), Some(&"b"));
+            assert_eq!(pick(Input { salt: "", key }, &weights), Some(&"b"));
         }
-        assert_eq!(pick(b"x", &[("a", 0)]), None);
-        assert_eq!(pick::<&str>(b"x", &[]), None);
+        let x = Input { salt: "", key: "x" };
+        assert_eq!(pick(x, &[("a", 0)]), None);
+        assert_eq!(pick::<&str>(x, &[]), None);
     }
 
     #[test]
@@ -114,12 +142,20 @@ mod tests {
         assert_eq!(rollout_ppm(100.0), ROLLOUT_SCALE);
         assert_eq!(rollout_ppm(0.0125), 125);
         assert_eq!(rollout_ppm(f64::NAN), 0);
-        assert!(in_rollout(b"anyone", ROLLOUT_SCALE));
-        assert!(!in_rollout(b"anyone", 0));
+        let anyone = Input {
+            salt: "f",
+            key: "anyone",
+        };
+        assert!(in_rollout(anyone, ROLLOUT_SCALE));
+        assert!(!in_rollout(anyone, 0));
         let inside = (0..100_000)
             .filter(|i| {
+                let key = format!("user-{i}");
                 in_rollout(
-                    input("f", &format!("user-{i}")).as_slice(),
+                    Input {
+                        salt: "f",
+                        key: &key,
+                    },
                     rollout_ppm(0.5),
                 )
             })

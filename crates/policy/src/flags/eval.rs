@@ -221,7 +221,7 @@ impl Flag {
         let rolled_out = match (self.rollout_ppm, subject.key) {
             (0, _) => false,
             (bucket::ROLLOUT_SCALE, _) => true,
-            (ppm, Some(key)) => bucket::in_rollout(&bucket::input(&self.salt, key), ppm),
+            (ppm, Some(key)) => bucket::in_rollout(self.input(key), ppm),
             (_, None) => return default(Reason::Anonymous),
         };
         if !rolled_out {
@@ -239,13 +239,18 @@ impl Flag {
         }
     }
 
+    fn input<'a>(&'a self, key: &'a str) -> bucket::Input<'a> {
+        bucket::Input {
+            salt: &self.salt,
+            key,
+        }
+    }
+
     /// The variant of `split` for `key`; anonymous subjects only get one when
     /// every key would get the same.
     fn place<'a>(&'a self, split: &'a Split, key: Option<&str>) -> Option<&'a str> {
         match key {
-            Some(key) => {
-                bucket::pick(&bucket::input(&self.salt, key), &split.0).map(String::as_str)
-            }
+            Some(key) => bucket::pick(self.input(key), &split.0).map(String::as_str),
             None => split.sole_variant(),
         }
     }

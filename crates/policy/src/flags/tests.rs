@@ -1,5 +1,5 @@
 //! Unit tests, compiled only under #[cfg(test)].
-use super::bucket::{input, pick};
+use super::bucket::{pick, Input};
 use super::*;
 use meshguard_api::flags::FlagDefinition;
 use serde_json::{json, Value};
@@ -100,7 +100,11 @@ fn reproduces_the_embedded_flagd_fractional_vectors() {
         ("hearts", 25),
         ("spades", 25),
     ];
-    let got = pick(&input("fractional-flag", "jack"), &suits);
+    let jack = Input {
+        salt: "fractional-flag",
+        key: "jack",
+    };
+    let got = pick(jack, &suits);
     assert_eq!(got, Some(&"hearts"));
 }
 

@@ -11,3 +11,4 @@ pub mod native;
 pub mod propagation;
 pub mod report;
 pub mod token;
+pub mod wasm_profile;

@@ -8,7 +8,7 @@ use meshguard_harness::bench::load::{self, HeyRun};
 use meshguard_harness::bench::measure::{cpu_nanos, pin, rss_kib};
 use meshguard_harness::bench::report::{percentile, summarize, table, Summary};
 use meshguard_harness::bench::token::{DevKey, ISSUER};
-use meshguard_harness::bench::{accuracy, native, propagation};
+use meshguard_harness::bench::{accuracy, native, propagation, wasm_profile};
 use meshguard_harness::envoy::{Envoy, EnvoySpec, Plugin};
 use meshguard_harness::http::Request;
 use meshguard_harness::paths::{built_plugins, workspace_root};
@@ -85,6 +85,9 @@ enum Area {
     Auth,
     /// Everything above.
     All,
+    /// Where the single-module build's own Wasm time goes, by Rust function
+    /// (under Node's V8 with a stand-in host; not part of `all`).
+    Profile,
 }
 
 impl Cli {
@@ -391,6 +394,9 @@ fn main() {
     if cli.wants(Area::Memory) {
         report.push_str(&memory_figure());
     }
+    if cli.area == Area::Profile {
+        report.push_str(&profile_figure());
+    }
     println!("{report}");
     let dir = workspace_root().join("bench/results");
     let _ = std::fs::create_dir_all(&dir);
@@ -560,6 +566,51 @@ fn plugins_figure(cli: &Cli) -> (String, Value) {
     }
     text.push('\n');
     (text, Value::Array(data))
+}
+
+/// The single-module build, unstripped (`scripts/bench profile` builds it).
+fn profile_wasm() -> PathBuf {
+    workspace_root().join("target/wasm-profile/wasm32-wasip1/wasm/meshguard_chain.wasm")
+}
+
+fn profile_figure() -> String {
+    const REQUESTS: u32 = 100_000;
+    let wasm = profile_wasm();
+    if !wasm.exists() {
+        return format!(
+            "## Wasm profile\n\n{} is not built: run scripts/bench profile.\n\n",
+            wasm.display()
+        );
+    }
+    let fixture = Fixture::new();
+    let token = fixture.headers[0].trim_start_matches("authorization: Bearer ");
+    let config = fixture.single_module().config.unwrap_or_default();
+    let profile = match wasm_profile::profile(&wasm, &config, token, REQUESTS) {
+        Ok(p) => p,
+        Err(e) => return format!("## Wasm profile\n\nnot measured: {e}\n\n"),
+    };
+    let rows: Vec<Vec<String>> = profile
+        .functions
+        .iter()
+        .take(25)
+        .map(|(name, share)| {
+            vec![
+                format!("`{name}`"),
+                format!("{:.1} %", share * 100.0),
+                format!("{:.2}", share * profile.wasm_us_per_request),
+            ]
+        })
+        .collect();
+    format!(
+        "## Wasm profile of the single-module chain\n\nThe benchmark's request replayed {REQUESTS} times \
+         under Node's V8 (`--no-liftoff`, as in Envoy) with the stand-in host of \
+         `bench/wasm-profile/host.mjs`; V8's sampling profiler, self time of each Rust function \
+         inside the request callbacks. Wasm time: **{:.2} µs per request** (the profiler adds some; \
+         compare builds, not machines). {}.\n\n{}\n",
+        profile.wasm_us_per_request,
+        profile.host_calls,
+        table(&["function", "share of Wasm time", "µs/request"], &rows)
+    )
 }
 
 fn summary_json(s: Summary) -> Value {

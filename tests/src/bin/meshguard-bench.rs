@@ -395,7 +395,7 @@ fn main() {
         report.push_str(&memory_figure());
     }
     if cli.area == Area::Profile {
-        report.push_str(&profile_figure());
+        report.push_str(&profile_figure(cli.baseline.as_deref()));
     }
     println!("{report}");
     let dir = workspace_root().join("bench/results");
@@ -573,7 +573,9 @@ fn profile_wasm() -> PathBuf {
     workspace_root().join("target/wasm-profile/wasm32-wasip1/wasm/meshguard_chain.wasm")
 }
 
-fn profile_figure() -> String {
+/// The profile of the single-module build; with `baseline` (a directory
+/// holding an unstripped `meshguard_chain.wasm`), that build's Wasm time too.
+fn profile_figure(baseline: Option<&Path>) -> String {
     const REQUESTS: u32 = 100_000;
     let wasm = profile_wasm();
     if !wasm.exists() {
@@ -589,6 +591,21 @@ fn profile_figure() -> String {
         Ok(p) => p,
         Err(e) => return format!("## Wasm profile\n\nnot measured: {e}\n\n"),
     };
+    let before = baseline.map(|dir| {
+        let wasm = dir.join("meshguard_chain.wasm");
+        match wasm_profile::profile(&wasm, &config, token, REQUESTS) {
+            Ok(p) => format!(
+                " The baseline build ({}): {:.2} µs per request; {}.",
+                wasm.display(),
+                p.wasm_us_per_request,
+                p.host_calls
+            ),
+            Err(e) => format!(
+                " The baseline build ({}) was not measured: {e}.",
+                wasm.display()
+            ),
+        }
+    });
     let rows: Vec<Vec<String>> = profile
         .functions
         .iter()
@@ -606,9 +623,10 @@ fn profile_figure() -> String {
          under Node's V8 (`--no-liftoff`, as in Envoy) with the stand-in host of \
          `bench/wasm-profile/host.mjs`; V8's sampling profiler, self time of each Rust function \
          inside the request callbacks. Wasm time: **{:.2} µs per request** (the profiler adds some; \
-         compare builds, not machines). {}.\n\n{}\n",
+         compare builds, not machines). {}.{}\n\n{}\n",
         profile.wasm_us_per_request,
         profile.host_calls,
+        before.unwrap_or_default(),
         table(&["function", "share of Wasm time", "µs/request"], &rows)
     )
 }

@@ -532,8 +532,8 @@ fn plugins_figure(cli: &Cli) -> (String, Value) {
                 format!("{:.2}×", added / native_added)
             },
             summarize(&s.rps).show(0),
-            summarize(&s.p50).show(3),
-            summarize(&s.p99).show(3),
+            latency(&s.p50),
+            latency(&s.p99),
             s.failed.to_string(),
         ]);
         data.push(json!({"name": v.name, "cpu_us": summary_json(c), "added_us": added}));
@@ -629,6 +629,15 @@ fn profile_figure(baseline: Option<&Path>) -> String {
         before.unwrap_or_default(),
         table(&["function", "share of Wasm time", "µs/request"], &rows)
     )
+}
+
+/// A latency cell: "–" when the latency runs were skipped (`--cpu-only`).
+fn latency(samples: &[f64]) -> String {
+    if samples.is_empty() {
+        "–".into()
+    } else {
+        summarize(samples).show(3)
+    }
 }
 
 fn summary_json(s: Summary) -> Value {

@@ -5,14 +5,15 @@
 // `node --cpu-prof` to see which Rust functions the time goes to:
 // `meshguard-bench profile` does, and summarizes the profile.
 //
-// usage: node --no-liftoff host.mjs PLUGIN.wasm CONFIG.json TOKEN REQUESTS
+// usage: node --no-liftoff host.mjs PLUGIN.wasm CONFIG.json TOKEN REQUESTS WARM_UP
 
 import { readFileSync } from 'node:fs';
 import { WASI } from 'node:wasi';
 
-const [wasmPath, configPath, token, requestsArg = '100000'] = process.argv.slice(2);
+const [wasmPath, configPath, token, requestsArg = '100000', warmUpArg = '2000'] = process.argv.slice(2);
 const config = readFileSync(configPath);
 const requests = Number(requestsArg);
+const warmUp = Number(warmUpArg);
 const decoder = new TextDecoder();
 
 const OK = 0;
@@ -165,9 +166,8 @@ function request(id) {
   exports_.proxy_on_delete(id);
 }
 
-const WARM_UP = 2_000;
-for (let i = 0; i < WARM_UP; i++) request(ROOT + 1 + i);
+for (let i = 0; i < warmUp; i++) request(ROOT + 1 + i);
 for (const name of Object.keys(calls)) delete calls[name];
-for (let i = 0; i < requests; i++) request(ROOT + 1 + WARM_UP + i);
+for (let i = 0; i < requests; i++) request(ROOT + 1 + warmUp + i);
 const perRequest = Object.entries(calls).map(([name, n]) => `${name} ${(n / requests).toFixed(2)}`);
 console.log(`host calls per request: ${perRequest.join(', ')}`);

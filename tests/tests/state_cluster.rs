@@ -35,6 +35,9 @@ impl Cluster {
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let mut nodes = Vec::new();
         for &port in &ports {
+            // The cluster bus defaults to port + 10000, which may be taken or
+            // fall in the kernel's ephemeral range: it gets a free port too.
+            let bus = free_port();
             let node_dir = dir.path().join(port.to_string());
             std::fs::create_dir_all(&node_dir).unwrap();
             let mut cmd = Command::new("redis-server");
@@ -47,6 +50,8 @@ impl Cluster {
                 &node_dir.to_string_lossy(),
                 "--cluster-enabled",
                 "yes",
+                "--cluster-port",
+                &bus.to_string(),
                 "--cluster-config-file",
                 "nodes.conf",
                 "--appendonly",

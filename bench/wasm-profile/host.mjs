@@ -160,9 +160,10 @@ function request(id) {
     throw new Error('the plugin paused the request');
   }
   exports_.proxy_on_response_headers(id, maps[2].length, 0);
-  exports_.proxy_on_response_body(id, 2, 1);
-  exports_.proxy_on_log(id);
-  exports_.proxy_on_done(id);
+  // As Envoy does, a callback the module does not export is not called.
+  exports_.proxy_on_response_body?.(id, 2, 1);
+  exports_.proxy_on_log?.(id);
+  exports_.proxy_on_done?.(id);
   exports_.proxy_on_delete(id);
 }
 

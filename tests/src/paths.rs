@@ -15,7 +15,7 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
-/// The plugin artifact built by `scripts/build-plugins` (`--profile wasm`).
+/// The plugin artifact built by `scripts/build` (`--profile wasm`).
 pub fn plugin_wasm(name: &str) -> PathBuf {
     let path = target_dir()
         .join("wasm32-wasip1")
@@ -23,7 +23,7 @@ pub fn plugin_wasm(name: &str) -> PathBuf {
         .join(format!("meshguard_{name}.wasm"));
     assert!(
         path.exists(),
-        "{} is missing: build the plugins first with scripts/build-plugins (scripts/test does)",
+        "{} is missing: build the plugins first with scripts/build (scripts/test does)",
         path.display()
     );
     path

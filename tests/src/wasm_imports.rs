@@ -1,4 +1,5 @@
-//! What a built `.wasm` asks of its host, checked against what Envoy gives.
+//! What a built `.wasm` asks of its host, checked against what Envoy gives,
+//! and the callbacks it offers.
 
 use std::path::Path;
 
@@ -75,6 +76,22 @@ pub fn imports(path: &Path) -> Result<Vec<(String, String)>, String> {
             for import in reader.into_imports() {
                 let import = import.map_err(|e| format!("import in {}: {e}", path.display()))?;
                 found.push((import.module.to_string(), import.name.to_string()));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Every name the module exports.
+pub fn exports(path: &Path) -> Result<Vec<String>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    let mut found = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
+        let payload = payload.map_err(|e| format!("parse {}: {e}", path.display()))?;
+        if let wasmparser::Payload::ExportSection(reader) = payload {
+            for export in reader {
+                let export = export.map_err(|e| format!("export in {}: {e}", path.display()))?;
+                found.push(export.name.to_string());
             }
         }
     }

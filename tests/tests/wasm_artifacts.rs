@@ -1,8 +1,9 @@
 //! Every built plugin imports only what Envoy's Wasm host provides: the
-//! proxy-wasm ABI and the WASI functions Envoy implements.
+//! proxy-wasm ABI and the WASI functions Envoy implements; and exports only
+//! the callbacks it implements, so Envoy skips the others.
 
-use meshguard_harness::paths::built_plugins;
-use meshguard_harness::wasm_imports::{envoy_provides, imports};
+use meshguard_harness::paths::{built_plugins, plugin_wasm};
+use meshguard_harness::wasm_imports::{envoy_provides, exports, imports};
 
 #[test]
 fn plugins_import_only_what_envoy_provides() {
@@ -30,6 +31,49 @@ fn plugins_import_only_what_envoy_provides() {
             foreign.is_empty(),
             "{} imports {foreign:?}",
             plugin.display()
+        );
+    }
+}
+
+#[test]
+fn plugins_export_only_the_callbacks_they_implement() {
+    let always = [
+        "proxy_on_context_create",
+        "proxy_on_vm_start",
+        "proxy_on_configure",
+        "proxy_on_tick",
+        "proxy_on_http_call_response",
+        "proxy_on_request_headers",
+        "proxy_on_response_headers",
+        "proxy_on_delete",
+    ];
+    let never = [
+        "proxy_on_request_body",
+        "proxy_on_request_trailers",
+        "proxy_on_response_body",
+        "proxy_on_response_trailers",
+        "proxy_on_done",
+    ];
+    // Only trace (span export) and the chain that holds it act at the end of a stream.
+    for (plugin, logs) in [
+        ("trace", true),
+        ("auth", false),
+        ("ratelimit", false),
+        ("flags", false),
+        ("chain", true),
+    ] {
+        let exported = exports(&plugin_wasm(plugin)).unwrap();
+        let has = |name: &str| exported.iter().any(|e| e == name);
+        for name in always {
+            assert!(has(name), "meshguard_{plugin}.wasm lacks {name}");
+        }
+        for name in never {
+            assert!(!has(name), "meshguard_{plugin}.wasm still exports {name}");
+        }
+        assert_eq!(
+            has("proxy_on_log"),
+            logs,
+            "meshguard_{plugin}.wasm: proxy_on_log"
         );
     }
 }

@@ -64,11 +64,20 @@ pub fn add_response_header(name: &str, value: &str) {
     let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value);
 }
 
+/// The first value of a request header (Envoy joins repeated inline
+/// headers such as `x-forwarded-for` with commas).
+pub fn request_header(name: &str) -> Option<Vec<u8>> {
+    map_value(REQUEST_HEADERS, name)
+}
+
+/// The first value of a response header.
+pub fn response_header(name: &str) -> Option<Vec<u8>> {
+    map_value(RESPONSE_HEADERS, name)
+}
+
 /// A header of the last `dispatch_http_call` response.
 pub fn call_response_header(name: &str) -> Option<Vec<u8>> {
-    hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, name)
-        .ok()
-        .flatten()
+    map_value(CALL_RESPONSE_HEADERS, name)
 }
 
 /// An Envoy attribute such as `["cluster_name"]` or `["response", "code"]`.
@@ -93,6 +102,14 @@ extern "C" {
     // The SDK declares it with its own enums; plain integers here keep an
     // unexpected status from the host well-defined.
     #[allow(clashing_extern_declarations)]
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    #[allow(clashing_extern_declarations)]
     fn proxy_get_header_map_pairs(
         map_type: u32,
         return_map_data: *mut *mut u8,
@@ -100,9 +117,31 @@ extern "C" {
     ) -> u32;
 }
 
-/// proxy-wasm ABI values of `MapType::HttpRequestHeaders` and `Status::Ok`.
+/// proxy-wasm ABI values of `MapType` and `Status::Ok`.
 const REQUEST_HEADERS: u32 = 0;
+const RESPONSE_HEADERS: u32 = 2;
+const CALL_RESPONSE_HEADERS: u32 = 6;
 const STATUS_OK: u32 = 0;
+
+/// One header's first value (`None` when absent or on a host error, where
+/// the SDK's `get_map_value_bytes` panics).
+fn map_value(map_type: u32, name: &str) -> Option<Vec<u8>> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: as in `request_header_pairs`: on success the host hands over a
+    // buffer allocated through `proxy_on_memory_allocate` (or null when empty).
+    unsafe {
+        let status =
+            proxy_get_header_map_value(map_type, name.as_ptr(), name.len(), &mut data, &mut size);
+        if status != STATUS_OK {
+            return None;
+        }
+        if data.is_null() {
+            return Some(Vec::new());
+        }
+        Some(Vec::from_raw_parts(data, size, size))
+    }
+}
 
 /// The request headers fetched in one host call and read in place: no
 /// allocation per header (what `request_headers` costs on every request).

@@ -41,15 +41,6 @@ impl ChainFilter {
         }
         Action::Continue
     }
-
-    fn on_request(&mut self, f: impl Fn(&mut dyn HttpContext) -> Action) -> Action {
-        for stage in self.ran() {
-            if f(stage) == Action::Pause {
-                return Action::Pause;
-            }
-        }
-        Action::Continue
-    }
 }
 
 impl Context for ChainFilter {
@@ -62,6 +53,8 @@ impl Context for ChainFilter {
     }
 }
 
+// No stage reads bodies or trailers: those callbacks are left to the SDK,
+// and scripts/build removes their exports (see Cargo.toml).
 impl HttpContext for ChainFilter {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
         // One read of the header map for every stage; each sees the changes
@@ -104,24 +97,8 @@ impl HttpContext for ChainFilter {
         }
     }
 
-    fn on_http_request_body(&mut self, size: usize, end: bool) -> Action {
-        self.on_request(|s| s.on_http_request_body(size, end))
-    }
-
-    fn on_http_request_trailers(&mut self, trailers: usize) -> Action {
-        self.on_request(|s| s.on_http_request_trailers(trailers))
-    }
-
     fn on_http_response_headers(&mut self, headers: usize, end: bool) -> Action {
         self.on_response(|s| s.on_http_response_headers(headers, end))
-    }
-
-    fn on_http_response_body(&mut self, size: usize, end: bool) -> Action {
-        self.on_response(|s| s.on_http_response_body(size, end))
-    }
-
-    fn on_http_response_trailers(&mut self, trailers: usize) -> Action {
-        self.on_response(|s| s.on_http_response_trailers(trailers))
     }
 
     fn on_log(&mut self) {

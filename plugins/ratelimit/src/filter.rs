@@ -239,10 +239,7 @@ impl RateLimitFilter {
 
     /// Settles the difference between the response's real cost and what was charged.
     fn settle_cost(&self, rt: &Runtime, header: &str, passed: &Passed) {
-        let raw = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, header)
-            .ok()
-            .flatten();
-        let Some(raw) = raw else {
+        let Some(raw) = host::response_header(header) else {
             return;
         };
         let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, header, None);

@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+/// Longer than the plugins' counter flush period (100 ms) with room for a late tick.
+const STATS_FLUSH_WAIT: Duration = Duration::from_millis(250);
+const STATS_SETTLE_TRIES: usize = 8;
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Plugin {
     pub name: String,
@@ -299,7 +303,7 @@ impl Envoy {
         self.process.log()
     }
 
-    /// Envoy's counters and gauges by name (`/stats`).
+    /// Envoy's counters and gauges by name (`/stats`), now.
     pub fn stats(&self) -> BTreeMap<String, u64> {
         let Some(response) = admin_get(self.admin_port, "/stats") else {
             return BTreeMap::new();
@@ -314,10 +318,37 @@ impl Envoy {
             .collect()
     }
 
+    /// Envoy's counters and gauges, once the plugins' counters have
+    /// settled: the plugins sum increments in the VM and flush them on their
+    /// tick (`plugin_kit::stats::FLUSH_PERIOD`, 100 ms), so this waits past
+    /// one flush, then until two reads half a wait apart agree on every
+    /// plugin stat (Envoy's own, such as the admin request count, move with
+    /// every read).
+    pub fn settled_stats(&self) -> BTreeMap<String, u64> {
+        let plugin_stats = |all: &BTreeMap<String, u64>| {
+            all.iter()
+                .filter(|(name, _)| name.starts_with("wasmcustom."))
+                .map(|(name, value)| (name.clone(), *value))
+                .collect::<Vec<_>>()
+        };
+        std::thread::sleep(STATS_FLUSH_WAIT);
+        let mut last = self.stats();
+        for _ in 0..STATS_SETTLE_TRIES {
+            std::thread::sleep(STATS_FLUSH_WAIT / 2);
+            let now = self.stats();
+            let settled = plugin_stats(&now) == plugin_stats(&last);
+            last = now;
+            if settled {
+                break;
+            }
+        }
+        last
+    }
+
     /// A Meshguard plugin stat, e.g. `trace.traces_started` for
     /// `wasmcustom.meshguard.trace.traces_started`.
     pub fn plugin_stat(&self, name: &str) -> u64 {
-        self.stats()
+        self.settled_stats()
             .get(&format!("wasmcustom.meshguard.{name}"))
             .copied()
             .unwrap_or(0)

@@ -65,7 +65,7 @@ fn headers_match_native_evaluation_and_spoofed_copies_are_removed() {
         // Identity headers are the auth plugin's and pass untouched.
         assert_eq!(headers["x-auth-sub"], [sub]);
     }
-    let stats = mesh.envoy.stats();
+    let stats = mesh.envoy.settled_stats();
     assert!(mesh.envoy.plugin_stat("flags.spoofed_headers_removed") >= 40 * 4);
     assert_eq!(mesh.envoy.plugin_stat("flags.requests"), 40);
     let ml_exposures: u64 = ["on", "off"]

@@ -164,7 +164,7 @@ fn traceparent_edge_cases() {
             }
         }
     }
-    let stats = mesh.envoy.stats();
+    let stats = mesh.envoy.settled_stats();
     assert!(stats["wasmcustom.meshguard.trace.contexts_rejected"] >= 13);
     assert_eq!(stats["wasmcustom.meshguard.trace.traces_continued"], 4);
 }

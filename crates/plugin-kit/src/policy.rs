@@ -4,6 +4,7 @@
 
 use crate::config::{ConfigError, Validate};
 use crate::host;
+use crate::stats;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
@@ -25,10 +26,17 @@ pub trait Policy: Context + Default + 'static {
     fn configure(&mut self, config: Self::Config) -> Result<(), ConfigError>;
     /// How often `tick` has work to do; `None`: never.
     fn tick_period(&self) -> Option<Duration>;
-    /// Background work (syncs, exports, settlements) when due; may be called more often.
+    /// Background work (syncs, exports, settlements) when due; called on
+    /// every tick of the root, which may come far more often than `tick_period`.
     fn tick(&mut self);
     /// A per-request context of this worker.
     fn filter(&self) -> Self::Filter;
+}
+
+/// A root context's tick period: its policies' shortest, but at most the
+/// counters' flush period (every root ticks, to flush them).
+pub fn root_tick_period(policies: Option<Duration>) -> Duration {
+    policies.map_or(stats::FLUSH_PERIOD, |p| p.min(stats::FLUSH_PERIOD))
 }
 
 /// Runs one policy as a whole plugin.
@@ -54,19 +62,17 @@ impl<P: Policy> RootContext for PolicyRoot<P> {
             log::error!("{err}");
             return false;
         }
-        if self.policy.tick_period().is_some() {
-            let _ = hostcalls::set_tick_period(FIRST_TICK);
-            self.first_tick_pending = true;
-        }
+        let _ = hostcalls::set_tick_period(FIRST_TICK);
+        self.first_tick_pending = true;
         true
     }
 
     fn on_tick(&mut self) {
         if std::mem::take(&mut self.first_tick_pending) {
-            if let Some(period) = self.policy.tick_period() {
-                let _ = hostcalls::set_tick_period(period);
-            }
+            let period = root_tick_period(self.policy.tick_period());
+            let _ = hostcalls::set_tick_period(period);
         }
+        stats::flush_counters();
         self.policy.tick();
     }
 

@@ -7,7 +7,8 @@ use meshguard_auth::AuthRoot;
 use meshguard_flags::FlagsRoot;
 use meshguard_plugin_kit::config::ConfigError;
 use meshguard_plugin_kit::host;
-use meshguard_plugin_kit::policy::{Policy, FIRST_TICK};
+use meshguard_plugin_kit::policy::{root_tick_period, Policy, FIRST_TICK};
+use meshguard_plugin_kit::stats;
 use meshguard_ratelimit::RateLimitRoot;
 use meshguard_trace::TraceRoot;
 use proxy_wasm::hostcalls;
@@ -89,21 +90,18 @@ impl RootContext for ChainRoot {
             log::error!("{err}");
             return false;
         }
-        if self.tick_period.is_some() {
-            // Soon, as the auth plugin's own first tick: it refuses tokens
-            // until its first revocation sync.
-            let _ = hostcalls::set_tick_period(FIRST_TICK);
-            self.first_tick_pending = true;
-        }
+        // Soon, as the auth plugin's own first tick: it refuses tokens
+        // until its first revocation sync.
+        let _ = hostcalls::set_tick_period(FIRST_TICK);
+        self.first_tick_pending = true;
         true
     }
 
     fn on_tick(&mut self) {
         if std::mem::take(&mut self.first_tick_pending) {
-            if let Some(period) = self.tick_period {
-                let _ = hostcalls::set_tick_period(period);
-            }
+            let _ = hostcalls::set_tick_period(root_tick_period(self.tick_period));
         }
+        stats::flush_counters();
         if let Some(root) = &mut self.trace {
             root.tick();
         }

@@ -2,6 +2,7 @@
 //! histogram for every flag and variant, plus the plugin's gauges. Envoy
 //! shows them as `wasmcustom.meshguard.flags.variant.<flag>.<variant>.*`.
 
+use meshguard_plugin_kit::stats::Counter;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 use std::collections::HashMap;
@@ -9,15 +10,13 @@ use std::collections::HashMap;
 /// The stats of one flag variant (absent when turned off or over the cap).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Series {
-    pub exposures: Option<u32>,
+    pub exposures: Counter,
     pub response_time: Option<u32>,
 }
 
 impl Series {
     pub fn expose(&self) {
-        if let Some(id) = self.exposures {
-            let _ = hostcalls::increment_metric(id, 1);
-        }
+        self.exposures.inc();
     }
 
     pub fn record_response_ms(&self, ms: u64) {
@@ -27,9 +26,15 @@ impl Series {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+enum Defined {
+    Counter(Counter),
+    Histogram(Option<u32>),
+}
+
 /// Defines stats once per name, up to a cap, across snapshot changes.
 pub struct Registry {
-    defined: HashMap<String, Option<u32>>,
+    defined: HashMap<String, Defined>,
     max_series: usize,
     exposures: bool,
     response_time: bool,
@@ -50,16 +55,34 @@ impl Registry {
         }
     }
 
-    fn define(&mut self, kind: MetricType, name: String) -> Option<u32> {
-        if let Some(id) = self.defined.get(&name) {
-            return *id;
+    fn counter(&mut self, name: String) -> Counter {
+        match self.define(name, |name| Defined::Counter(Counter::named(name))) {
+            Some(Defined::Counter(counter)) => counter,
+            _ => Counter::default(),
+        }
+    }
+
+    fn histogram(&mut self, name: String) -> Option<u32> {
+        let define = |name: &str| {
+            Defined::Histogram(hostcalls::define_metric(MetricType::Histogram, name).ok())
+        };
+        match self.define(name, define) {
+            Some(Defined::Histogram(id)) => id,
+            _ => None,
+        }
+    }
+
+    /// The stat of this name, defined on first use; `None` over the cap.
+    fn define(&mut self, name: String, new: impl FnOnce(&str) -> Defined) -> Option<Defined> {
+        if let Some(known) = self.defined.get(&name) {
+            return Some(*known);
         }
         if self.defined.len() >= self.max_series {
             return None;
         }
-        let id = hostcalls::define_metric(kind, &name).ok();
-        self.defined.insert(name, id);
-        id
+        let defined = new(&name);
+        self.defined.insert(name, defined);
+        Some(defined)
     }
 
     pub fn series(&mut self, flag: &str, variant: &str) -> Series {
@@ -70,12 +93,12 @@ impl Registry {
         );
         Series {
             exposures: if self.exposures {
-                self.define(MetricType::Counter, format!("{base}.exposures"))
+                self.counter(format!("{base}.exposures"))
             } else {
-                None
+                Counter::default()
             },
             response_time: if self.response_time {
-                self.define(MetricType::Histogram, format!("{base}.upstream_rq_time"))
+                self.histogram(format!("{base}.upstream_rq_time"))
             } else {
                 None
             },

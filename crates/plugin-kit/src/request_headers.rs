@@ -133,7 +133,10 @@ impl Changes {
     }
 
     fn position(&self, name: &str) -> Option<usize> {
-        self.entries.iter().position(|c| self.text(&c.name) == name)
+        let text = self.text.as_bytes();
+        self.entries
+            .iter()
+            .position(|c| text.get(c.name.clone()) == Some(name.as_bytes()))
     }
 
     /// `Some(value)` when `name` was changed: the value set, or `None` if removed.

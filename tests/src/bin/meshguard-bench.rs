@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const ENVOY_CORE: usize = 0;
+const SINGLE_WITHOUT_RATELIMIT_LABEL: &str = "Meshguard chain, single module without ratelimit";
 const HYBRID_LABEL: &str = "ratelimit (hybrid, 10,000-token leases)";
 const LOAD_CORE: usize = 1;
 
@@ -212,6 +213,20 @@ impl Fixture {
         }
         Plugin::new("chain", Some(Value::Object(config)))
     }
+
+    /// The single module without its rate limiter: the difference to
+    /// `single_module` is what rate limiting costs inside it.
+    fn single_module_without_ratelimit(&self) -> Plugin {
+        let mut plugin = self.single_module();
+        let mut config: Value = plugin
+            .config
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or_default();
+        config["ratelimit"] = Value::Null; // null turns a policy off
+        plugin.config = Some(config.to_string());
+        plugin
+    }
 }
 
 /// A tier the load never exhausts (the most a tier may allow).
@@ -329,6 +344,10 @@ fn variants(
                 out.push(variant(&format!("{label} (baseline)"), vec![p]));
             }
         }
+        out.push(variant(
+            SINGLE_WITHOUT_RATELIMIT_LABEL,
+            vec![fixture.single_module_without_ratelimit()],
+        ));
     } else {
         notes.push("meshguard_chain.wasm not built: left out".into());
     }
@@ -560,6 +579,20 @@ fn plugins_figure(cli: &Cli) -> (String, Value) {
             &rows
         )
     );
+    let median_of = |label: &str| {
+        let i = variants.iter().position(|v| v.name == label)?;
+        samples.contains_key(&i).then(|| cpu(i).median)
+    };
+    if let (Some(with), Some(without)) = (
+        median_of("Meshguard chain, single module"),
+        median_of(SINGLE_WITHOUT_RATELIMIT_LABEL),
+    ) {
+        notes.push(format!(
+            "rate limiting inside the single module (local, shared buckets): {:+.1} µs per request \
+             (the single module with and without its ratelimit section)",
+            with - without
+        ));
+    }
     notes.dedup();
     for note in notes {
         let _ = writeln!(text, "- {note}");

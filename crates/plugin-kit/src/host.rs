@@ -64,12 +64,6 @@ pub fn add_response_header(name: &str, value: &str) {
     let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value);
 }
 
-/// The first value of a request header (Envoy joins repeated inline
-/// headers such as `x-forwarded-for` with commas).
-pub fn request_header(name: &str) -> Option<Vec<u8>> {
-    map_value(REQUEST_HEADERS, name)
-}
-
 /// The first value of a response header.
 pub fn response_header(name: &str) -> Option<Vec<u8>> {
     map_value(RESPONSE_HEADERS, name)

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const ENVOY_CORE: usize = 0;
+const SINGLE_LABEL: &str = "Meshguard chain, single module";
 const SINGLE_WITHOUT_RATELIMIT_LABEL: &str = "Meshguard chain, single module without ratelimit";
 const HYBRID_LABEL: &str = "ratelimit (hybrid, 10,000-token leases)";
 const LOAD_CORE: usize = 1;
@@ -334,7 +335,7 @@ fn variants(
         out.push(variant("Meshguard chain (4 plugins)", fixture.chain()));
     }
     if is_built("chain") {
-        let label = "Meshguard chain, single module";
+        let label = SINGLE_LABEL;
         out.push(variant(label, vec![fixture.single_module()]));
         if let Some(dir) = &cli.baseline {
             let before = dir.join("meshguard_chain.wasm");
@@ -584,7 +585,7 @@ fn plugins_figure(cli: &Cli) -> (String, Value) {
         samples.contains_key(&i).then(|| cpu(i).median)
     };
     if let (Some(with), Some(without)) = (
-        median_of("Meshguard chain, single module"),
+        median_of(SINGLE_LABEL),
         median_of(SINGLE_WITHOUT_RATELIMIT_LABEL),
     ) {
         notes.push(format!(

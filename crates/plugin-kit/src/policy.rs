@@ -33,10 +33,27 @@ pub trait Policy: Context + Default + 'static {
     fn filter(&self) -> Self::Filter;
 }
 
-/// A root context's tick period: its policies' shortest, but at most the
-/// counters' flush period (every root ticks, to flush them).
-pub fn root_tick_period(policies: Option<Duration>) -> Duration {
-    policies.map_or(stats::FLUSH_PERIOD, |p| p.min(stats::FLUSH_PERIOD))
+/// The shortest tick a root context asks for.
+const MIN_TICK: Duration = Duration::from_millis(10);
+
+/// A root context's tick period: one that divides its policies' periods
+/// and the counters' flush period (every root ticks, to flush them), so
+/// each policy's work runs on time rather than at the next multiple of the
+/// tick: the greatest common divisor in whole milliseconds, at least
+/// `MIN_TICK`. 250 ms and the 100 ms flush tick every 50 ms.
+pub fn root_tick_period(policies: impl IntoIterator<Item = Duration>) -> Duration {
+    fn gcd(a: u128, b: u128) -> u128 {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    let ms = policies
+        .into_iter()
+        .map(|p| p.as_millis().max(1))
+        .fold(stats::FLUSH_PERIOD.as_millis(), gcd);
+    Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX)).max(MIN_TICK)
 }
 
 /// Runs one policy as a whole plugin.
@@ -82,5 +99,30 @@ impl<P: Policy> RootContext for PolicyRoot<P> {
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn the_tick_divides_every_period_and_the_flush() {
+        assert_eq!(root_tick_period(None), ms(100));
+        assert_eq!(root_tick_period([ms(1000)]), ms(100));
+        assert_eq!(root_tick_period([ms(200)]), ms(100));
+        assert_eq!(root_tick_period([ms(250)]), ms(50));
+        assert_eq!(root_tick_period([ms(250), ms(200), ms(1000)]), ms(50));
+        assert_eq!(root_tick_period([ms(30)]), ms(10));
+    }
+
+    #[test]
+    fn awkward_periods_tick_no_faster_than_the_floor() {
+        assert_eq!(root_tick_period([ms(333)]), MIN_TICK);
+        assert_eq!(root_tick_period([ms(0)]), MIN_TICK);
     }
 }

@@ -5,7 +5,6 @@
 use crate::config::ConfigError;
 use crate::host;
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::MapType;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -184,10 +183,7 @@ impl StateClient {
     pub fn outcome(&mut self, body_size: usize) -> CallOutcome {
         let status = host::call_response_status();
         let body = host::call_response_body(body_size, usize::MAX);
-        let etag = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, "etag")
-            .ok()
-            .flatten()
-            .and_then(|v| String::from_utf8(v).ok());
+        let etag = host::call_response_header("etag").and_then(|v| String::from_utf8(v).ok());
         self.record(status.is_some_and(|s| s < 500));
         CallOutcome { status, body, etag }
     }

@@ -22,8 +22,8 @@ pub struct ChainRoot {
     auth: Option<AuthRoot>,
     ratelimit: Option<RateLimitRoot>,
     flags: Option<FlagsRoot>,
-    /// The shortest of the policies' tick periods, set after the first (short) tick.
-    tick_period: Option<Duration>,
+    /// The root's tick period (see `root_tick_period`), set after the first (short) tick.
+    tick_period: Duration,
     first_tick_pending: bool,
 }
 
@@ -50,15 +50,16 @@ impl ChainRoot {
             root.configure(c).map_err(|e| prefixed("flags", e))?;
             self.flags = Some(root);
         }
-        self.tick_period = [
-            self.trace.as_ref().and_then(TraceRoot::tick_period),
-            self.auth.as_ref().and_then(AuthRoot::tick_period),
-            self.ratelimit.as_ref().and_then(RateLimitRoot::tick_period),
-            self.flags.as_ref().and_then(FlagsRoot::tick_period),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        self.tick_period = root_tick_period(
+            [
+                self.trace.as_ref().and_then(TraceRoot::tick_period),
+                self.auth.as_ref().and_then(AuthRoot::tick_period),
+                self.ratelimit.as_ref().and_then(RateLimitRoot::tick_period),
+                self.flags.as_ref().and_then(FlagsRoot::tick_period),
+            ]
+            .into_iter()
+            .flatten(),
+        );
         Ok(())
     }
 }
@@ -99,7 +100,7 @@ impl RootContext for ChainRoot {
 
     fn on_tick(&mut self) {
         if std::mem::take(&mut self.first_tick_pending) {
-            let _ = hostcalls::set_tick_period(root_tick_period(self.tick_period));
+            let _ = hostcalls::set_tick_period(self.tick_period);
         }
         stats::flush_counters();
         if let Some(root) = &mut self.trace {

@@ -42,6 +42,17 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
 }
 
 impl Summary {
+    /// `+12.3 (+11.9 to +13.0)`
+    pub fn show_signed(&self, decimals: usize) -> String {
+        format!(
+            "{:+.d$} ({:+.d$} to {:+.d$})",
+            self.median,
+            self.min,
+            self.max,
+            d = decimals
+        )
+    }
+
     /// `12.3 (11.9–13.0)`
     pub fn show(&self, decimals: usize) -> String {
         format!(

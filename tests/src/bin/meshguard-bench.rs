@@ -90,6 +90,9 @@ enum Area {
     /// Where the single-module build's own Wasm time goes, by Rust function
     /// (under Node's V8 with a stand-in host; not part of `all`).
     Profile,
+    /// What one proxy-wasm host call costs in Envoy: the trivial filter
+    /// making it 20 times per request (not part of `all`).
+    Calibrate,
 }
 
 impl Cli {
@@ -380,6 +383,7 @@ fn main() {
             cli.only = vec!["auth".into()];
             cli.samples = cli.samples.max(200);
         }
+        Area::Calibrate => cli.cpu_only = true,
         _ => {}
     }
     let profile = std::env::var("MESHGUARD_PROFILE").unwrap_or_else(|_| "debug".into());
@@ -416,6 +420,9 @@ fn main() {
     }
     if cli.area == Area::Profile {
         report.push_str(&profile_figure(cli.baseline.as_deref()));
+    }
+    if cli.area == Area::Calibrate {
+        report.push_str(&calibrate_figure(&cli));
     }
     println!("{report}");
     let dir = workspace_root().join("bench/results");
@@ -466,23 +473,18 @@ struct Samples {
     failed: u64,
 }
 
-fn plugins_figure(cli: &Cli) -> (String, Value) {
-    let fixture = Fixture::new();
-    let mut notes = vec![];
-    let hybrid_wanted =
-        cli.only.is_empty() || cli.only.iter().any(|o| HYBRID_LABEL.contains(o.as_str()));
-    let backend = hybrid_wanted.then(LeaseBackend::start);
-    let mut variants = variants(cli, &fixture, backend.as_ref(), &mut notes);
-    if !cli.only.is_empty() {
-        let mut index = 0;
-        variants.retain(|v| {
-            index += 1;
-            index == 1 || cli.only.iter().any(|o| v.name.contains(o.as_str()))
-        });
-    }
+/// Every configuration measured `cli.rounds` times, each time on a fresh
+/// Envoy, in alternating order.
+fn measure(
+    cli: &Cli,
+    fixture: &Fixture,
+    variants: &[Variant],
+    notes: &mut Vec<String>,
+) -> BTreeMap<usize, Samples> {
     let mut samples: BTreeMap<usize, Samples> = BTreeMap::new();
     for round in 0..cli.rounds {
-        for (i, variant) in variants.iter().enumerate() {
+        for i in round_order(variants.len(), round) {
+            let variant = &variants[i];
             eprintln!(
                 "bench plugins: round {}/{}: {}",
                 round + 1,
@@ -490,6 +492,9 @@ fn plugins_figure(cli: &Cli) -> (String, Value) {
                 variant.name
             );
             let s = samples.entry(i).or_default();
+            // A fresh Envoy for every measurement: two Envoy processes of
+            // the same build can differ by about 2 µs per request for the
+            // whole of their lives, so a process is measured once.
             let envoy = start_pinned(variant, 1);
             let status = probe(&envoy, &fixture.headers);
             if status != 200 {
@@ -507,8 +512,14 @@ fn plugins_figure(cli: &Cli) -> (String, Value) {
             );
             let spent = cpu_nanos(envoy.pid()).saturating_sub(before);
             s.failed += run.errors;
+            // One entry per round (NaN when nothing was served), so the
+            // rounds of two configurations line up for paired comparisons.
+            s.cpu.push(if run.requests > 0 {
+                spent as f64 / 1000.0 / run.requests as f64
+            } else {
+                f64::NAN
+            });
             if run.requests > 0 {
-                s.cpu.push(spent as f64 / 1000.0 / run.requests as f64);
                 s.rps.push(run.per_second);
             }
             if cli.cpu_only {
@@ -529,8 +540,27 @@ fn plugins_figure(cli: &Cli) -> (String, Value) {
             s.p99.push(latency.p99_ms);
         }
     }
+    samples
+}
+
+fn plugins_figure(cli: &Cli) -> (String, Value) {
+    let fixture = Fixture::new();
+    let mut notes = vec![];
+    let hybrid_wanted =
+        cli.only.is_empty() || cli.only.iter().any(|o| HYBRID_LABEL.contains(o.as_str()));
+    let backend = hybrid_wanted.then(LeaseBackend::start);
+    let mut variants = variants(cli, &fixture, backend.as_ref(), &mut notes);
+    if !cli.only.is_empty() {
+        let mut index = 0;
+        variants.retain(|v| {
+            index += 1;
+            index == 1 || cli.only.iter().any(|o| v.name.contains(o.as_str()))
+        });
+    }
+    let samples = measure(cli, &fixture, &variants, &mut notes);
     let cpu = |i: usize| summarize(samples.get(&i).map_or(&[][..], |s| &s.cpu));
     let bare = cpu(0).median;
+    let per_round = |i: usize| samples.get(&i).map_or(&[][..], |s| &s.cpu[..]);
     let native_added = variants
         .iter()
         .position(|v| !v.native.is_empty())
@@ -556,7 +586,12 @@ fn plugins_figure(cli: &Cli) -> (String, Value) {
             latency(&s.p99),
             s.failed.to_string(),
         ]);
-        data.push(json!({"name": v.name, "cpu_us": summary_json(c), "added_us": added}));
+        data.push(json!({
+            "name": v.name,
+            "cpu_us": summary_json(c),
+            "added_us": added,
+            "cpu_us_per_round": s.cpu,
+        }));
     }
     let mut text = format!(
         "## Envoy CPU per request\n\n`GET /healthz` (direct_response) with the same headers for every \
@@ -580,18 +615,28 @@ fn plugins_figure(cli: &Cli) -> (String, Value) {
             &rows
         )
     );
-    let median_of = |label: &str| {
+    let index_of = |label: &str| {
         let i = variants.iter().position(|v| v.name == label)?;
-        samples.contains_key(&i).then(|| cpu(i).median)
+        samples.contains_key(&i).then_some(i)
     };
     if let (Some(with), Some(without)) = (
-        median_of(SINGLE_LABEL),
-        median_of(SINGLE_WITHOUT_RATELIMIT_LABEL),
+        index_of(SINGLE_LABEL),
+        index_of(SINGLE_WITHOUT_RATELIMIT_LABEL),
     ) {
         notes.push(format!(
-            "rate limiting inside the single module (local, shared buckets): {:+.1} µs per request \
-             (the single module with and without its ratelimit section)",
-            with - without
+            "rate limiting inside the single module (local, shared buckets): {} µs per request \
+             (the single module with and without its ratelimit section, round by round)",
+            paired(per_round(with), per_round(without), |a, b| a - b).show_signed(1)
+        ));
+    }
+    for (i, v) in variants.iter().enumerate() {
+        let Some(before) = v.name.strip_suffix(" (baseline)").and_then(index_of) else {
+            continue;
+        };
+        notes.push(format!(
+            "{}: {} µs per request against its baseline build, round by round",
+            variants[before].name,
+            paired(per_round(before), per_round(i), |a, b| a - b).show_signed(1)
         ));
     }
     notes.dedup();
@@ -600,6 +645,24 @@ fn plugins_figure(cli: &Cli) -> (String, Value) {
     }
     text.push('\n');
     (text, Value::Array(data))
+}
+
+/// The order configurations run in `round`: forward, then backward, so a
+/// drift of the machine during a round does not always favour the same
+/// ones. Bare Envoy (index 0) is measured at both ends in turn.
+fn round_order(count: usize, round: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..count).collect();
+    if round % 2 == 1 {
+        order.reverse();
+    }
+    order
+}
+
+/// `f(a[r], b[r])` over the rounds, summarized: a comparison made within
+/// each round, where both ran minutes apart at most.
+fn paired(a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) -> Summary {
+    let values: Vec<f64> = a.iter().zip(b).map(|(a, b)| f(*a, *b)).collect();
+    summarize(&values)
 }
 
 /// The single-module build, unstripped (`scripts/bench profile` builds it).
@@ -663,6 +726,101 @@ fn profile_figure(baseline: Option<&Path>) -> String {
         before.unwrap_or_default(),
         table(&["function", "share of Wasm time", "µs/request"], &rows)
     )
+}
+
+/// The host calls `scripts/bench calibrate` prices (the reference filter's
+/// names for them) and what each does.
+const CALIBRATED_CALLS: [(&str, &str); 10] = [
+    (
+        "request_header_present",
+        "read a request header the request carries",
+    ),
+    (
+        "request_header_absent",
+        "read a request header the request lacks",
+    ),
+    ("request_header_map", "read the whole request header map"),
+    ("request_header_add", "add a request header"),
+    ("response_header_add", "add a response header"),
+    ("clock", "read the clock"),
+    ("shared_data_get", "read a shared-data value"),
+    ("shared_data_set", "write a shared-data value"),
+    ("property", "read the `source.address` property"),
+    ("counter", "increment a counter"),
+];
+const CALIBRATION_REPEAT: usize = 20;
+
+/// What one host call costs: the trivial filter making it
+/// `CALIBRATION_REPEAT` times per request, against the plain trivial filter
+/// of the same round. These are marginal costs (the repeats run with warm
+/// caches); a plugin's first call of a kind in a request costs more.
+fn calibrate_figure(cli: &Cli) -> String {
+    let reference = reference_wasm(cli);
+    if !reference.exists() {
+        return format!(
+            "## Host-call costs\n\n{} is not built: run scripts/bench calibrate.\n\n",
+            reference.display()
+        );
+    }
+    let fixture = Fixture::new();
+    let filter = |config: Option<String>| Plugin {
+        name: "reference".into(),
+        path: reference.clone(),
+        config,
+    };
+    let variant = |name: String, plugins: Vec<Plugin>| Variant {
+        name,
+        plugins,
+        native: vec![],
+        state_port: None,
+    };
+    let mut variants = vec![
+        variant("bare Envoy".into(), vec![]),
+        variant("trivial Rust filter (+1 header)".into(), vec![filter(None)]),
+    ];
+    for (call, _) in CALIBRATED_CALLS {
+        let config = format!("{call} x{CALIBRATION_REPEAT}");
+        variants.push(variant(config.clone(), vec![filter(Some(config))]));
+    }
+    let mut notes = vec![];
+    let samples = measure(cli, &fixture, &variants, &mut notes);
+    let per_round = |i: usize| samples.get(&i).map_or(&[][..], |s| &s.cpu[..]);
+    let repeat = CALIBRATION_REPEAT as f64;
+    let filter_cost = paired(per_round(1), per_round(0), |a, b| a - b);
+    let mut rows = vec![vec![
+        "the trivial filter itself (module, one request-header write)".into(),
+        summarize(per_round(1)).show(1),
+        format!("{} (against bare Envoy)", filter_cost.show_signed(1)),
+    ]];
+    for (i, (_, what)) in CALIBRATED_CALLS.iter().enumerate() {
+        let index = i + 2;
+        let one = paired(per_round(index), per_round(1), |a, b| (a - b) / repeat);
+        rows.push(vec![
+            (*what).to_string(),
+            summarize(per_round(index)).show(1),
+            one.show_signed(2),
+        ]);
+    }
+    let mut text = format!(
+        "## Host-call costs\n\nThe trivial filter making one host call {CALIBRATION_REPEAT} times per \
+         request, against the plain trivial filter in the same round (the difference divided by \
+         {CALIBRATION_REPEAT}; median and range over the rounds). Marginal costs: the repeats run \
+         with warm caches, so a plugin's first call of a kind costs more.\n\n{}\n",
+        table(
+            &[
+                "host call",
+                &format!("CPU µs/request with {CALIBRATION_REPEAT} calls"),
+                "µs per call",
+            ],
+            &rows
+        )
+    );
+    notes.dedup();
+    for note in notes {
+        let _ = writeln!(text, "- {note}");
+    }
+    text.push('\n');
+    text
 }
 
 /// A latency cell: "–" when the latency runs were skipped (`--cpu-only`).

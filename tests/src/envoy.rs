@@ -130,6 +130,9 @@ pub struct EnvoySpec {
     pub native_filters: Vec<String>,
     #[serde(skip)]
     pub concurrency: u32,
+    /// A command Envoy runs under (e.g. valgrind), empty to run it directly.
+    #[serde(skip)]
+    pub launcher: Vec<String>,
 }
 
 impl EnvoySpec {
@@ -253,7 +256,14 @@ impl Envoy {
     /// Starts Envoy with its config and log in `dir`.
     pub fn try_start_in(spec: EnvoySpec, dir: &Path) -> Result<Envoy, Refused> {
         let config = spec.write(dir);
-        let mut command = Command::new(paths::envoy_binary());
+        let mut command = match spec.launcher.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(paths::envoy_binary());
+                command
+            }
+            None => Command::new(paths::envoy_binary()),
+        };
         command
             .arg("-c")
             .arg(&config)
@@ -262,7 +272,10 @@ impl Envoy {
             .args(["--component-log-level", "wasm:debug"]);
         let mut process = Process::spawn("envoy", command, dir);
         let admin_port = spec.admin_port;
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        // Under a launcher such as valgrind, Envoy compiles the Wasm modules
+        // tens of times slower.
+        let startup = if spec.launcher.is_empty() { 30 } else { 300 };
+        let deadline = std::time::Instant::now() + Duration::from_secs(startup);
         loop {
             if let Some(status) = process.exited() {
                 return Err(Refused {

@@ -219,9 +219,17 @@ pub fn hey(run: &HeyRun) -> Latency {
         .find(|l| l.trim_start().starts_with("Requests/sec:"))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0.0);
-    // `  [200]\t1234 responses`
-    let statuses = text
-        .lines()
+    Latency {
+        p50_ms: percentile("50"),
+        p99_ms: percentile("99"),
+        per_second,
+        statuses: hey_statuses(&text),
+    }
+}
+
+/// The status counts of hey's report (`  [200]\t1234 responses`).
+fn hey_statuses(text: &str) -> Vec<(u16, u64)> {
+    text.lines()
         .filter_map(|l| {
             let rest = l.trim_start().strip_prefix('[')?;
             let (status, count) = rest.split_once(']')?;
@@ -230,13 +238,27 @@ pub fn hey(run: &HeyRun) -> Latency {
                 count.split_whitespace().next()?.parse().ok()?,
             ))
         })
-        .collect();
-    Latency {
-        p50_ms: percentile("50"),
-        p99_ms: percentile("99"),
-        per_second,
-        statuses,
+        .collect()
+}
+
+/// `hey` sending exactly `requests` GET requests over `connections`
+/// connections, as fast as it can: the status counts.
+pub fn hey_count(
+    url: &str,
+    connections: u32,
+    requests: u64,
+    headers: &[String],
+) -> Vec<(u16, u64)> {
+    let mut command = Command::new("hey");
+    command.args(["-n", &requests.to_string(), "-c", &connections.to_string()]);
+    for header in headers {
+        command.args(["-H", header]);
     }
+    let output = command
+        .arg(url)
+        .output()
+        .expect("run hey (scripts/bench installs it)");
+    hey_statuses(&String::from_utf8_lossy(&output.stdout))
 }
 
 /// Requests per second `redis-benchmark` reports for one command.

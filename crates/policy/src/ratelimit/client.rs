@@ -52,6 +52,15 @@ pub fn bucket_key(kind: &str, id: &str) -> String {
     let mut key = String::with_capacity(kind.len() + 1 + id.len());
     key.push_str(kind);
     key.push(':');
+    let plain = |b: &u8| (b.is_ascii_graphic() && !matches!(b, b'{' | b'}' | b'%')) || *b == b' ';
+    if id.len() <= MAX_KEY_LEN && id.as_bytes().iter().all(plain) {
+        // The usual id: nothing to encode, copied as it is.
+        key.push_str(id);
+        if key.len() <= MAX_KEY_LEN {
+            return key;
+        }
+    }
+    key.truncate(kind.len() + 1);
     for c in id.chars() {
         if c == '{' || c == '}' || c == '%' || c.is_control() {
             let mut buf = [0u8; 4];
@@ -135,5 +144,11 @@ mod tests {
         assert!(key.len() <= MAX_KEY_LEN, "{}", key.len());
         assert!(key.starts_with("sub:é"));
         assert_ne!(key, bucket_key("sub", &format!("{long}x")));
+        let plain_long = "a".repeat(300);
+        let key = bucket_key("sub", &plain_long);
+        assert!(key.len() <= MAX_KEY_LEN && key.starts_with("sub:aaa"));
+        assert_ne!(key, bucket_key("sub", &format!("{plain_long}b")));
+        assert_eq!(bucket_key("ip", "10.0.0.1"), "ip:10.0.0.1");
+        assert_eq!(bucket_key("sub", "a b\u{7f}é"), "sub:a b%7Fé");
     }
 }

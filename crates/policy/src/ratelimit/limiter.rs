@@ -99,10 +99,14 @@ impl Limiter {
         let mut evicted = 0;
         if allowed && cost > 0 {
             let tats = [decisions.first(), decisions.get(1)].map(|d| d.map(|d| d.tat));
-            if !self.keys.contains_key(key) {
-                evicted = self.make_room(now);
+            // A key seen before is updated in place: one hash, no new String.
+            match self.keys.get_mut(key) {
+                Some(stored) => *stored = tats,
+                None => {
+                    evicted = self.make_room(now);
+                    self.keys.insert(key.to_string(), tats);
+                }
             }
-            self.keys.insert(key.to_string(), tats);
             if global.is_some() {
                 self.global = decisions.get(2).map(|d| d.tat);
             }

@@ -142,13 +142,29 @@ fn map_value(map_type: u32, name: &str) -> Option<Vec<u8>> {
 #[derive(Debug, Default)]
 pub struct HeaderPairs {
     raw: Vec<u8>,
+    /// Where each header's name and value lie in `raw`, found once: the
+    /// policies of a request look headers up dozens of times, and walking
+    /// the serialized form again for each lookup cost more than the lookups.
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+fn range((start, end): (u32, u32)) -> std::ops::Range<usize> {
+    start as usize..end as usize
 }
 
 impl HeaderPairs {
     /// The proxy-wasm serialized map: entry count, then a (name length,
     /// value length) pair per entry, then each name and value NUL-terminated.
+    /// A map cut short keeps the entries that are whole.
     pub fn from_serialized(raw: Vec<u8>) -> HeaderPairs {
-        HeaderPairs { raw }
+        let entries = index(&raw);
+        HeaderPairs { raw, entries }
     }
 
     /// Builds the serialized form from pairs (what Envoy would send).
@@ -166,14 +182,20 @@ impl HeaderPairs {
             raw.extend(*value);
             raw.push(0);
         }
-        HeaderPairs { raw }
+        HeaderPairs::from_serialized(raw)
+    }
+
+    fn bytes(&self, at: (u32, u32)) -> &[u8] {
+        self.raw.get(range(at)).unwrap_or_default()
     }
 
     /// Every header in order, duplicates included; names that are not UTF-8
     /// (which Envoy never produces) are skipped.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone + '_ {
-        self.raw_iter()
-            .filter_map(|(name, value)| Some((std::str::from_utf8(name).ok()?, value)))
+        self.entries.iter().filter_map(|e| {
+            let name = std::str::from_utf8(self.bytes(e.name)).ok()?;
+            Some((name, self.bytes(e.value)))
+        })
     }
 
     /// The values of every `name` header, in order. Names are compared as
@@ -182,51 +204,48 @@ impl HeaderPairs {
         &'a self,
         name: &'n str,
     ) -> impl Iterator<Item = &'a [u8]> + Clone + 'n {
-        self.raw_iter()
-            .filter(move |(n, _)| *n == name.as_bytes())
-            .map(|(_, value)| value)
+        let name = name.as_bytes();
+        self.entries
+            .iter()
+            .filter(move |e| {
+                (e.name.1 - e.name.0) as usize == name.len() && self.bytes(e.name) == name
+            })
+            .map(|e| self.bytes(e.value))
     }
+}
 
-    fn raw_iter(&self) -> RawHeaderIter<'_> {
-        let (count, rest) = match self.raw.split_first_chunk::<4>() {
-            Some((count, rest)) => (u32::from_le_bytes(*count) as usize, rest),
-            None => (0, &[][..]),
+/// The entries of a serialized map whose name and value lie inside it.
+fn index(raw: &[u8]) -> Vec<Entry> {
+    let (count, rest) = match raw.split_first_chunk::<4>() {
+        Some((count, rest)) => (u32::from_le_bytes(*count) as usize, rest),
+        None => return Vec::new(),
+    };
+    let Some((sizes, _)) = rest.split_at_checked(count.saturating_mul(8)) else {
+        return Vec::new();
+    };
+    let mut at = 4 + sizes.len();
+    let mut entries = Vec::with_capacity(count.min(64));
+    let mut take = |len: usize| {
+        let start = at;
+        let end = start.checked_add(len)?;
+        // Each name and value is followed by a NUL (skipped).
+        if end > raw.len() {
+            return None;
+        }
+        at = end + 1;
+        Some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
+    };
+    for size in sizes.chunks_exact(8) {
+        let (Some(name_len), Some(value_len)) = (size.get(..4), size.get(4..)) else {
+            break;
         };
-        let (sizes, data) = rest
-            .split_at_checked(count.saturating_mul(8))
-            .unwrap_or_default();
-        RawHeaderIter { sizes, data }
+        let len = |b: &[u8]| b.try_into().map_or(0, u32::from_le_bytes) as usize;
+        let (Some(name), Some(value)) = (take(len(name_len)), take(len(value_len))) else {
+            break;
+        };
+        entries.push(Entry { name, value });
     }
-}
-
-#[derive(Clone)]
-struct RawHeaderIter<'a> {
-    sizes: &'a [u8],
-    data: &'a [u8],
-}
-
-impl<'a> RawHeaderIter<'a> {
-    fn take_size(&mut self) -> Option<usize> {
-        let (size, rest) = self.sizes.split_first_chunk::<4>()?;
-        self.sizes = rest;
-        Some(u32::from_le_bytes(*size) as usize)
-    }
-
-    /// The next `len` bytes and the NUL after them.
-    fn take_bytes(&mut self, len: usize) -> Option<&'a [u8]> {
-        let bytes = self.data.get(..len)?;
-        self.data = self.data.get(len.saturating_add(1)..).unwrap_or_default();
-        Some(bytes)
-    }
-}
-
-impl<'a> Iterator for RawHeaderIter<'a> {
-    type Item = (&'a [u8], &'a [u8]);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let (name_len, value_len) = (self.take_size()?, self.take_size()?);
-        Some((self.take_bytes(name_len)?, self.take_bytes(value_len)?))
-    }
+    entries
 }
 
 /// Every request header in one host call (empty if the host fails).

@@ -57,7 +57,7 @@ pub fn count(pid: u32, out: &Path, load: impl FnOnce()) -> Option<u64> {
 }
 
 /// The dump files callgrind has written for `out` (`out.<n>` or `out.<pid>.<n>`).
-fn dumps(out: &Path) -> Vec<PathBuf> {
+pub fn dumps(out: &Path) -> Vec<PathBuf> {
     let (Some(dir), Some(name)) = (out.parent(), out.file_name()) else {
         return vec![];
     };

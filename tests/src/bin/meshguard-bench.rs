@@ -68,6 +68,10 @@ struct Cli {
     /// Requests per configuration counted with `--instructions`.
     #[arg(long, default_value_t = 2000, global = true)]
     requests: u64,
+    /// With `--instructions`: keep each configuration's callgrind dump in
+    /// this directory (for `callgrind_annotate`).
+    #[arg(long, global = true)]
+    callgrind_dir: Option<PathBuf>,
     /// Only the plugin-figure configurations whose name contains one of
     /// these (comma-separated); bare Envoy is always measured.
     #[arg(long, global = true, value_delimiter = ',')]
@@ -391,7 +395,12 @@ fn main() {
             cli.only = vec!["auth".into()];
             cli.samples = cli.samples.max(200);
         }
-        Area::Calibrate => cli.cpu_only = true,
+        Area::Calibrate => {
+            cli.cpu_only = true;
+            if cli.instructions {
+                cli.rounds = cli.rounds.min(1);
+            }
+        }
         _ => {}
     }
     let profile = std::env::var("MESHGUARD_PROFILE").unwrap_or_else(|_| "debug".into());
@@ -500,53 +509,7 @@ fn instructions_figure(cli: &Cli) -> String {
             index == 1 || cli.only.iter().any(|o| v.name.contains(o.as_str()))
         });
     }
-    let mut counts: Vec<Vec<f64>> = vec![vec![]; variants.len()];
-    for round in 0..cli.rounds {
-        for i in round_order(variants.len(), round) {
-            let variant = &variants[i];
-            eprintln!(
-                "bench instructions: round {}/{}: {}",
-                round + 1,
-                cli.rounds,
-                variant.name
-            );
-            let dir = tempfile::tempdir().expect("temp dir for callgrind");
-            let out = dir.path().join("callgrind.out");
-            let mut spec = EnvoySpec::new();
-            spec.native_filters = variant.native.clone();
-            spec.launcher = instructions::launcher(&out);
-            for plugin in &variant.plugins {
-                spec = spec.plugin(plugin.clone());
-            }
-            if let Some(port) = variant.state_port {
-                spec = spec.cluster("meshguard_state", port);
-            }
-            let envoy = Envoy::start(spec);
-            let url = format!("http://127.0.0.1:{}/healthz", envoy.port);
-            let warm = load::hey_count(&url, 4, 200, &fixture.headers);
-            let mut statuses = vec![];
-            let counted = instructions::count(envoy.pid(), &out, || {
-                statuses = load::hey_count(&url, 4, cli.requests, &fixture.headers);
-            });
-            let ok: u64 = statuses
-                .iter()
-                .chain(&warm)
-                .filter(|(status, _)| *status == 200)
-                .map(|(_, n)| n)
-                .sum();
-            if ok != cli.requests + 200 {
-                notes.push(format!(
-                    "{}: {ok} of {} requests answered 200",
-                    variant.name,
-                    cli.requests + 200
-                ));
-            }
-            match counted {
-                Some(n) => counts[i].push(n as f64 / cli.requests as f64),
-                None => notes.push(format!("{}: callgrind could not be driven", variant.name)),
-            }
-        }
-    }
+    let counts = count_instructions(cli, &fixture, &variants, &mut notes);
     let median = |i: usize| summarize(&counts[i]).median;
     let bare = median(0);
     let native_added = variants
@@ -595,6 +558,94 @@ fn instructions_figure(cli: &Cli) -> String {
     }
     text.push('\n');
     text
+}
+
+/// Envoy's instructions per request for every configuration and round
+/// (`bench::instructions`): one Envoy under callgrind per configuration and
+/// round, `cli.requests` requests counted after 200 of warm-up.
+fn count_instructions(
+    cli: &Cli,
+    fixture: &Fixture,
+    variants: &[Variant],
+    notes: &mut Vec<String>,
+) -> Vec<Vec<f64>> {
+    let mut counts: Vec<Vec<f64>> = vec![vec![]; variants.len()];
+    for round in 0..cli.rounds {
+        for i in round_order(variants.len(), round) {
+            let variant = &variants[i];
+            eprintln!(
+                "bench instructions: round {}/{}: {}",
+                round + 1,
+                cli.rounds,
+                variant.name
+            );
+            let dir = tempfile::tempdir().expect("temp dir for callgrind");
+            let out = dir.path().join("callgrind.out");
+            let mut spec = EnvoySpec::new();
+            spec.native_filters = variant.native.clone();
+            spec.launcher = instructions::launcher(&out);
+            for plugin in &variant.plugins {
+                spec = spec.plugin(plugin.clone());
+            }
+            if let Some(port) = variant.state_port {
+                spec = spec.cluster("meshguard_state", port);
+            }
+            let envoy = Envoy::start(spec);
+            let url = format!("http://127.0.0.1:{}/healthz", envoy.port);
+            let warm = load::hey_count(&url, 4, 200, &fixture.headers);
+            let mut statuses = vec![];
+            let counted = instructions::count(envoy.pid(), &out, || {
+                statuses = load::hey_count(&url, 4, cli.requests, &fixture.headers);
+            });
+            let ok: u64 = statuses
+                .iter()
+                .chain(&warm)
+                .filter(|(status, _)| *status == 200)
+                .map(|(_, n)| n)
+                .sum();
+            if ok != cli.requests + 200 {
+                notes.push(format!(
+                    "{}: {ok} of {} requests answered 200",
+                    variant.name,
+                    cli.requests + 200
+                ));
+            }
+            if let Some(keep) = &cli.callgrind_dir {
+                keep_dumps(&out, keep, &variant.name);
+            }
+            match counted {
+                Some(n) => counts[i].push(n as f64 / cli.requests as f64),
+                None => {
+                    counts[i].push(f64::NAN);
+                    notes.push(format!("{}: callgrind could not be driven", variant.name));
+                }
+            }
+        }
+    }
+    counts
+}
+
+/// Copies the callgrind dumps next to `out` into `keep`, named after the
+/// configuration (`bare-envoy.callgrind.1`, ...).
+fn keep_dumps(out: &Path, keep: &Path, configuration: &str) {
+    let slug: String = configuration
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let _ = std::fs::create_dir_all(keep);
+    for dump in instructions::dumps(out) {
+        let suffix = dump.extension().map(|e| e.to_string_lossy().into_owned());
+        let name = format!("{slug}.callgrind.{}", suffix.unwrap_or_default());
+        if let Err(e) = std::fs::copy(&dump, keep.join(&name)) {
+            eprintln!("bench: cannot keep {}: {e}", dump.display());
+        }
+    }
 }
 
 /// Every configuration measured `cli.rounds` times, each time on a fresh
@@ -907,34 +958,49 @@ fn calibrate_figure(cli: &Cli) -> String {
         variants.push(variant(config.clone(), vec![filter(Some(config))]));
     }
     let mut notes = vec![];
-    let samples = measure(cli, &fixture, &variants, &mut notes);
-    let per_round = |i: usize| samples.get(&i).map_or(&[][..], |s| &s.cpu[..]);
+    let rounds: Vec<Vec<f64>> = if cli.instructions {
+        count_instructions(cli, &fixture, &variants, &mut notes)
+    } else {
+        let samples = measure(cli, &fixture, &variants, &mut notes);
+        (0..variants.len())
+            .map(|i| samples.get(&i).map(|s| s.cpu.clone()).unwrap_or_default())
+            .collect()
+    };
+    let per_round = |i: usize| rounds.get(i).map_or(&[][..], |r| &r[..]);
     let repeat = CALIBRATION_REPEAT as f64;
+    let (unit, decimals) = if cli.instructions {
+        ("instructions", 0)
+    } else {
+        ("CPU µs", 2)
+    };
     let filter_cost = paired(per_round(1), per_round(0), |a, b| a - b);
     let mut rows = vec![vec![
         "the trivial filter itself (module, one request-header write)".into(),
-        summarize(per_round(1)).show(1),
-        format!("{} (against bare Envoy)", filter_cost.show_signed(1)),
+        summarize(per_round(1)).show(decimals.min(1)),
+        format!(
+            "{} (against bare Envoy)",
+            filter_cost.show_signed(decimals.min(1))
+        ),
     ]];
     for (i, (_, what)) in CALIBRATED_CALLS.iter().enumerate() {
         let index = i + 2;
         let one = paired(per_round(index), per_round(1), |a, b| (a - b) / repeat);
         rows.push(vec![
             (*what).to_string(),
-            summarize(per_round(index)).show(1),
-            one.show_signed(2),
+            summarize(per_round(index)).show(decimals.min(1)),
+            one.show_signed(decimals),
         ]);
     }
     let mut text = format!(
-        "## Host-call costs\n\nThe trivial filter making one host call {CALIBRATION_REPEAT} times per \
-         request, against the plain trivial filter in the same round (the difference divided by \
-         {CALIBRATION_REPEAT}; median and range over the rounds). Marginal costs: the repeats run \
-         with warm caches, so a plugin's first call of a kind costs more.\n\n{}\n",
+        "## Host-call costs ({unit})\n\nThe trivial filter making one host call {CALIBRATION_REPEAT} \
+         times per request, against the plain trivial filter in the same round (the difference \
+         divided by {CALIBRATION_REPEAT}; median and range over the rounds). Marginal costs: the \
+         repeats run with warm caches, so a plugin's first call of a kind costs more.\n\n{}\n",
         table(
             &[
                 "host call",
-                &format!("CPU µs/request with {CALIBRATION_REPEAT} calls"),
-                "µs per call",
+                &format!("{unit}/request with {CALIBRATION_REPEAT} calls"),
+                &format!("{unit} per call"),
             ],
             &rows
         )

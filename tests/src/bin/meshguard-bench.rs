@@ -492,16 +492,18 @@ struct Samples {
     failed: u64,
 }
 
-/// Envoy's instructions per request for every configuration, counted by
-/// callgrind (`bench::instructions`) over `cli.requests` requests after a
-/// warm-up: one Envoy per configuration and round, run under valgrind.
-fn instructions_figure(cli: &Cli) -> String {
-    let fixture = Fixture::new();
-    let mut notes = vec![];
+/// The plugin-figure configurations `--only` selects (bare Envoy always
+/// first), and the meshguard-state the hybrid one leases from, which must
+/// outlive the measurements.
+fn selected_variants(
+    cli: &Cli,
+    fixture: &Fixture,
+    notes: &mut Vec<String>,
+) -> (Vec<Variant>, Option<LeaseBackend>) {
     let hybrid_wanted =
         cli.only.is_empty() || cli.only.iter().any(|o| HYBRID_LABEL.contains(o.as_str()));
     let backend = hybrid_wanted.then(LeaseBackend::start);
-    let mut variants = variants(cli, &fixture, backend.as_ref(), &mut notes);
+    let mut variants = variants(cli, fixture, backend.as_ref(), notes);
     if !cli.only.is_empty() {
         let mut index = 0;
         variants.retain(|v| {
@@ -509,6 +511,16 @@ fn instructions_figure(cli: &Cli) -> String {
             index == 1 || cli.only.iter().any(|o| v.name.contains(o.as_str()))
         });
     }
+    (variants, backend)
+}
+
+/// Envoy's instructions per request for every configuration, counted by
+/// callgrind (`bench::instructions`) over `cli.requests` requests after a
+/// warm-up: one Envoy per configuration and round, run under valgrind.
+fn instructions_figure(cli: &Cli) -> String {
+    let fixture = Fixture::new();
+    let mut notes = vec![];
+    let (variants, _backend) = selected_variants(cli, &fixture, &mut notes);
     let counts = count_instructions(cli, &fixture, &variants, &mut notes);
     let median = |i: usize| summarize(&counts[i]).median;
     let bare = median(0);
@@ -552,11 +564,7 @@ fn instructions_figure(cli: &Cli) -> String {
             &rows
         )
     );
-    notes.dedup();
-    for note in notes {
-        let _ = writeln!(text, "- {note}");
-    }
-    text.push('\n');
+    push_notes(&mut text, notes);
     text
 }
 
@@ -570,58 +578,49 @@ fn count_instructions(
     notes: &mut Vec<String>,
 ) -> Vec<Vec<f64>> {
     let mut counts: Vec<Vec<f64>> = vec![vec![]; variants.len()];
-    for round in 0..cli.rounds {
-        for i in round_order(variants.len(), round) {
-            let variant = &variants[i];
-            eprintln!(
-                "bench instructions: round {}/{}: {}",
-                round + 1,
-                cli.rounds,
-                variant.name
-            );
-            let dir = tempfile::tempdir().expect("temp dir for callgrind");
-            let out = dir.path().join("callgrind.out");
-            let mut spec = EnvoySpec::new();
-            spec.native_filters = variant.native.clone();
-            spec.launcher = instructions::launcher(&out);
-            for plugin in &variant.plugins {
-                spec = spec.plugin(plugin.clone());
-            }
-            if let Some(port) = variant.state_port {
-                spec = spec.cluster("meshguard_state", port);
-            }
-            let envoy = Envoy::start(spec);
-            let url = format!("http://127.0.0.1:{}/healthz", envoy.port);
-            let warm = load::hey_count(&url, 4, 200, &fixture.headers);
-            let mut statuses = vec![];
-            let counted = instructions::count(envoy.pid(), &out, || {
-                statuses = load::hey_count(&url, 4, cli.requests, &fixture.headers);
-            });
-            let ok: u64 = statuses
-                .iter()
-                .chain(&warm)
-                .filter(|(status, _)| *status == 200)
-                .map(|(_, n)| n)
-                .sum();
-            if ok != cli.requests + 200 {
-                notes.push(format!(
-                    "{}: {ok} of {} requests answered 200",
-                    variant.name,
-                    cli.requests + 200
-                ));
-            }
-            if let Some(keep) = &cli.callgrind_dir {
-                keep_dumps(&out, keep, &variant.name);
-            }
-            match counted {
-                Some(n) => counts[i].push(n as f64 / cli.requests as f64),
-                None => {
-                    counts[i].push(f64::NAN);
-                    notes.push(format!("{}: callgrind could not be driven", variant.name));
-                }
+    each_run(cli, variants, "instructions", |i, variant| {
+        let dir = tempfile::tempdir().expect("temp dir for callgrind");
+        let out = dir.path().join("callgrind.out");
+        let mut spec = EnvoySpec::new();
+        spec.native_filters = variant.native.clone();
+        spec.launcher = instructions::launcher(&out);
+        for plugin in &variant.plugins {
+            spec = spec.plugin(plugin.clone());
+        }
+        if let Some(port) = variant.state_port {
+            spec = spec.cluster("meshguard_state", port);
+        }
+        let envoy = Envoy::start(spec);
+        let url = format!("http://127.0.0.1:{}/healthz", envoy.port);
+        let warm = load::hey_count(&url, 4, 200, &fixture.headers);
+        let mut statuses = vec![];
+        let counted = instructions::count(envoy.pid(), &out, || {
+            statuses = load::hey_count(&url, 4, cli.requests, &fixture.headers);
+        });
+        let ok: u64 = statuses
+            .iter()
+            .chain(&warm)
+            .filter(|(status, _)| *status == 200)
+            .map(|(_, n)| n)
+            .sum();
+        if ok != cli.requests + 200 {
+            notes.push(format!(
+                "{}: {ok} of {} requests answered 200",
+                variant.name,
+                cli.requests + 200
+            ));
+        }
+        if let Some(keep) = &cli.callgrind_dir {
+            keep_dumps(&out, keep, &variant.name);
+        }
+        match counted {
+            Some(n) => counts[i].push(n as f64 / cli.requests as f64),
+            None => {
+                counts[i].push(f64::NAN);
+                notes.push(format!("{}: callgrind could not be driven", variant.name));
             }
         }
-    }
+    });
     counts
 }
 
@@ -657,81 +656,62 @@ fn measure(
     notes: &mut Vec<String>,
 ) -> BTreeMap<usize, Samples> {
     let mut samples: BTreeMap<usize, Samples> = BTreeMap::new();
-    for round in 0..cli.rounds {
-        for i in round_order(variants.len(), round) {
-            let variant = &variants[i];
-            eprintln!(
-                "bench plugins: round {}/{}: {}",
-                round + 1,
-                cli.rounds,
-                variant.name
-            );
-            let s = samples.entry(i).or_default();
-            // A fresh Envoy for every measurement: two Envoy processes of
-            // the same build can differ by about 2 µs per request for the
-            // whole of their lives, so a process is measured once.
-            let envoy = start_pinned(variant, 1);
-            let status = probe(&envoy, &fixture.headers);
-            if status != 200 {
-                notes.push(format!("{}: answered {status}, not 200", variant.name));
-            }
-            let url = format!("http://127.0.0.1:{}/healthz", envoy.port);
-            load::wrk(LOAD_CORE, &url, cli.connections, 1, &fixture.headers);
-            let before = cpu_nanos(envoy.pid());
-            let run = load::wrk(
-                LOAD_CORE,
-                &url,
-                cli.connections,
-                cli.seconds,
-                &fixture.headers,
-            );
-            let spent = cpu_nanos(envoy.pid()).saturating_sub(before);
-            s.failed += run.errors;
-            // One entry per round (NaN when nothing was served), so the
-            // rounds of two configurations line up for paired comparisons.
-            s.cpu.push(if run.requests > 0 {
-                spent as f64 / 1000.0 / run.requests as f64
-            } else {
-                f64::NAN
-            });
-            if run.requests > 0 {
-                s.rps.push(run.per_second);
-            }
-            if cli.cpu_only {
-                continue;
-            }
-            let latency = load::hey(&HeyRun {
-                core: LOAD_CORE,
-                url: &url,
-                connections: cli.connections,
-                seconds: cli.seconds,
-                rate: cli.rate,
-                headers: &fixture.headers,
-                method: "GET",
-                body: None,
-            });
-            s.failed += latency.unexpected(&[200]);
-            s.p50.push(latency.p50_ms);
-            s.p99.push(latency.p99_ms);
+    each_run(cli, variants, "plugins", |i, variant| {
+        let s = samples.entry(i).or_default();
+        // A fresh Envoy for every measurement: two Envoy processes of
+        // the same build can differ by about 2 µs per request for the
+        // whole of their lives, so a process is measured once.
+        let envoy = start_pinned(variant, 1);
+        let status = probe(&envoy, &fixture.headers);
+        if status != 200 {
+            notes.push(format!("{}: answered {status}, not 200", variant.name));
         }
-    }
+        let url = format!("http://127.0.0.1:{}/healthz", envoy.port);
+        load::wrk(LOAD_CORE, &url, cli.connections, 1, &fixture.headers);
+        let before = cpu_nanos(envoy.pid());
+        let run = load::wrk(
+            LOAD_CORE,
+            &url,
+            cli.connections,
+            cli.seconds,
+            &fixture.headers,
+        );
+        let spent = cpu_nanos(envoy.pid()).saturating_sub(before);
+        s.failed += run.errors;
+        // One entry per round (NaN when nothing was served), so the
+        // rounds of two configurations line up for paired comparisons.
+        s.cpu.push(if run.requests > 0 {
+            spent as f64 / 1000.0 / run.requests as f64
+        } else {
+            f64::NAN
+        });
+        if run.requests > 0 {
+            s.rps.push(run.per_second);
+        }
+        if cli.cpu_only {
+            return;
+        }
+        let latency = load::hey(&HeyRun {
+            core: LOAD_CORE,
+            url: &url,
+            connections: cli.connections,
+            seconds: cli.seconds,
+            rate: cli.rate,
+            headers: &fixture.headers,
+            method: "GET",
+            body: None,
+        });
+        s.failed += latency.unexpected(&[200]);
+        s.p50.push(latency.p50_ms);
+        s.p99.push(latency.p99_ms);
+    });
     samples
 }
 
 fn plugins_figure(cli: &Cli) -> (String, Value) {
     let fixture = Fixture::new();
     let mut notes = vec![];
-    let hybrid_wanted =
-        cli.only.is_empty() || cli.only.iter().any(|o| HYBRID_LABEL.contains(o.as_str()));
-    let backend = hybrid_wanted.then(LeaseBackend::start);
-    let mut variants = variants(cli, &fixture, backend.as_ref(), &mut notes);
-    if !cli.only.is_empty() {
-        let mut index = 0;
-        variants.retain(|v| {
-            index += 1;
-            index == 1 || cli.only.iter().any(|o| v.name.contains(o.as_str()))
-        });
-    }
+    let (variants, _backend) = selected_variants(cli, &fixture, &mut notes);
     let samples = measure(cli, &fixture, &variants, &mut notes);
     let cpu = |i: usize| summarize(samples.get(&i).map_or(&[][..], |s| &s.cpu));
     let bare = cpu(0).median;
@@ -814,12 +794,27 @@ fn plugins_figure(cli: &Cli) -> (String, Value) {
             paired(per_round(before), per_round(i), |a, b| a - b).show_signed(1)
         ));
     }
-    notes.dedup();
-    for note in notes {
-        let _ = writeln!(text, "- {note}");
-    }
-    text.push('\n');
+    push_notes(&mut text, notes);
     (text, Value::Array(data))
+}
+
+/// Calls `run` for every configuration, `cli.rounds` times, in the order
+/// of `round_order`; `what` names the figure in the progress lines.
+fn each_run(cli: &Cli, variants: &[Variant], what: &str, mut run: impl FnMut(usize, &Variant)) {
+    for round in 0..cli.rounds {
+        for i in round_order(variants.len(), round) {
+            let Some(variant) = variants.get(i) else {
+                continue;
+            };
+            eprintln!(
+                "bench {what}: round {}/{}: {}",
+                round + 1,
+                cli.rounds,
+                variant.name
+            );
+            run(i, variant);
+        }
+    }
 }
 
 /// The order configurations run in `round`: forward, then backward, so a
@@ -1005,12 +1000,17 @@ fn calibrate_figure(cli: &Cli) -> String {
             &rows
         )
     );
+    push_notes(&mut text, notes);
+    text
+}
+
+/// The figure's notes as a list under its table.
+fn push_notes(text: &mut String, mut notes: Vec<String>) {
     notes.dedup();
     for note in notes {
         let _ = writeln!(text, "- {note}");
     }
     text.push('\n');
-    text
 }
 
 /// A latency cell: "–" when the latency runs were skipped (`--cpu-only`).

@@ -48,9 +48,15 @@ pub enum As<'a> {
 
 impl Api {
     pub fn new(base: String) -> Api {
+        // A new connection per request: the service answers some requests
+        // (401, 413) before reading their body, and then hyper closes the
+        // connection; a pooled one could be reused just as it closes
+        // ("Peer disconnected"), which made this suite flaky.
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(10)))
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
             .build()
             .into();
         Api { base, agent }

@@ -37,13 +37,19 @@ fn run_wrk(
     if let Some(script) = script {
         command.arg("-s").arg(script);
     }
+    run_load(command, "wrk", headers, url)
+}
+
+/// Runs a load generator (`tool`) with `-H` for each of `headers` against
+/// `url`: its standard output.
+fn run_load(mut command: Command, tool: &str, headers: &[String], url: &str) -> String {
     for header in headers {
         command.args(["-H", header]);
     }
     let output = command
         .arg(url)
         .output()
-        .expect("run wrk (scripts/bench installs it)");
+        .unwrap_or_else(|e| panic!("run {tool} (scripts/bench installs it): {e}"));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -197,17 +203,10 @@ pub fn hey(run: &HeyRun) -> Latency {
         let per_worker = (run.rate as f64 / run.connections as f64).max(1.0);
         command.args(["-q", &format!("{per_worker:.0}")]);
     }
-    for header in run.headers {
-        command.args(["-H", header]);
-    }
     if let Some(body) = run.body {
         command.args(["-T", "application/json", "-d", body]);
     }
-    let output = command
-        .arg(run.url)
-        .output()
-        .expect("run hey (scripts/bench installs it)");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let text = run_load(command, "hey", run.headers, run.url);
     let percentile = |p: &str| {
         text.lines()
             .find(|l| l.trim_start().starts_with(&format!("{p}% in")))
@@ -251,14 +250,7 @@ pub fn hey_count(
 ) -> Vec<(u16, u64)> {
     let mut command = Command::new("hey");
     command.args(["-n", &requests.to_string(), "-c", &connections.to_string()]);
-    for header in headers {
-        command.args(["-H", header]);
-    }
-    let output = command
-        .arg(url)
-        .output()
-        .expect("run hey (scripts/bench installs it)");
-    hey_statuses(&String::from_utf8_lossy(&output.stdout))
+    hey_statuses(&run_load(command, "hey", headers, url))
 }
 
 /// Requests per second `redis-benchmark` reports for one command.

@@ -299,3 +299,76 @@ fn shared_buckets_limit_per_envoy_across_workers() {
     assert_eq!(admitted, 40, "10 per user per Envoy");
     assert_eq!(envoy.plugin_stat("ratelimit.free.denied"), 20);
 }
+
+/// A tier whose hour bucket (64 tokens, one more every 56 s) is the binding
+/// one: a worker takes up to 4 tokens ahead (a sixteenth of the burst).
+fn batched_tier() -> serde_json::Value {
+    json!({
+        "tiers": {"free": {"per_minute": 100_000, "per_hour": 64}},
+        "global": null,
+    })
+}
+
+/// Shared buckets are taken in batches: one shared-data write serves
+/// several requests, and the headers read as if every request had been
+/// taken alone.
+#[test]
+fn shared_buckets_are_taken_in_batches_with_exact_headers() {
+    let upstream = CostUpstream::start();
+    let envoy = start(batched_tier(), upstream.port, None);
+    let user = as_user("/api/data/x", "batched", "free");
+    for i in 0..64u64 {
+        let response = envoy.send(&user);
+        assert_eq!(response.status, 200, "request {i}");
+        assert_eq!(remaining(&response, "hour"), Some(63 - i), "request {i}");
+    }
+    assert_limited(&envoy.send(&user), "hour");
+    // 1 + 4 tokens per take: 12 takes serve 60 requests, a 13th the last 4.
+    assert_eq!(envoy.plugin_stat("ratelimit.shared_takes"), 13);
+}
+
+/// With two workers, a worker's unspent batch goes back to the shared
+/// buckets once it expires: the Envoy never admits more than the limit, and
+/// no token is lost.
+#[test]
+fn batches_never_exceed_the_limit_and_unspent_tokens_go_back() {
+    let upstream = CostUpstream::start();
+    let mut spec = ratelimit_support::spec(batched_tier(), upstream.port, None);
+    spec.concurrency = 2;
+    let envoy = Envoy::start(spec);
+    let user = as_user("/api/data/x", "two-workers", "free");
+    let admit = |n: usize| -> usize {
+        std::thread::scope(|scope| {
+            let clients: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| count(&statuses(&envoy, &user, n), 200)))
+                .collect();
+            clients.into_iter().map(|c| c.join().unwrap()).sum()
+        })
+    };
+    let first = admit(25);
+    // Every request on a fresh connection; a worker may still hold up to 4
+    // tokens it took ahead when the other one runs dry.
+    assert!((60..=64).contains(&first), "admitted {first} of 64");
+    let takes = envoy.plugin_stat("ratelimit.shared_takes");
+    assert!(takes < 32, "{takes} shared takes for {first} requests");
+
+    // Reserves last 1 s and are checked every 250 ms.
+    let expire = || std::thread::sleep(std::time::Duration::from_millis(1600));
+    expire();
+    assert_eq!(
+        envoy.plugin_stat("ratelimit.reserve_tokens_returned"),
+        64 - first as u64
+    );
+    let second = admit(3);
+    assert!(first + second <= 64, "{first} + {second} admitted");
+    // Once every reserve is back, one request sees what is left: nothing
+    // taken ahead was lost.
+    expire();
+    let last = envoy.send(&user);
+    let spent = first + second + usize::from(last.status == 200);
+    assert_eq!(
+        remaining(&last, "hour"),
+        Some(64 - spent as u64),
+        "{first} + {second}"
+    );
+}

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod headers;
 pub mod limiter;
+pub mod reserve;
 
 use crate::gcra::Quota;
 use std::borrow::Cow;

@@ -40,6 +40,9 @@ pub struct RateLimitConfig {
     pub local_buckets: LocalBuckets,
     /// Shared-data slots keys hash into (`local_buckets: shared`).
     pub shared_slots: u64,
+    /// Tokens a worker takes ahead from a shared bucket, per key and for the
+    /// global bucket (at most a sixteenth of the bucket's burst); 0: none.
+    pub shared_batch_tokens: u64,
     /// The tier of a subject whose tier header is absent or unknown.
     pub default_tier: String,
     /// The tier of requests without a subject (limited by client address);
@@ -73,6 +76,7 @@ impl Default for RateLimitConfig {
             mode: Mode::Local,
             local_buckets: LocalBuckets::Shared,
             shared_slots: 65_536,
+            shared_batch_tokens: 32,
             default_tier: SEED_DEFAULT_TIER.into(),
             anonymous_tier: None,
             tiers: seed_tiers(),
@@ -235,6 +239,12 @@ impl Validate for RateLimitConfig {
                 "must be from 1 to 16777216",
             ));
         }
+        if self.shared_batch_tokens > MAX_COST {
+            return Err(ConfigError::new(
+                "shared_batch_tokens",
+                format!("must be at most {MAX_COST}"),
+            ));
+        }
         if self.max_keys == 0 {
             return Err(ConfigError::new("max_keys", "must be at least 1"));
         }
@@ -308,9 +318,13 @@ mod tests {
 
     #[test]
     fn bad_fields_are_named() {
-        let cases: [(&[u8], &str); 14] = [
+        let cases: [(&[u8], &str); 15] = [
             (br#"{"local_buckets": "node"}"#, "local_buckets"),
             (br#"{"shared_slots": 0}"#, "shared_slots"),
+            (
+                br#"{"shared_batch_tokens": 2000000}"#,
+                "shared_batch_tokens",
+            ),
             (br#"{"mode": "fast"}"#, "mode"),
             (br#"{"default_tier": "gold"}"#, "default_tier"),
             (br#"{"anonymous_tier": "gold"}"#, "anonymous_tier"),

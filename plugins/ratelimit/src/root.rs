@@ -32,6 +32,9 @@ pub const REFUND_PATH: &str = "/v1/ratelimit/refund";
 
 /// Reports sent per tick at most (the rest wait for the next tick).
 const MAX_CALLS_PER_TICK: usize = 256;
+/// How often reserves taken from the shared buckets are checked for expiry
+/// (the root ticks at least every 100 ms).
+const RESERVE_CHECK: Duration = Duration::from_millis(250);
 /// How often after-response charges are sent in `exact` mode.
 const CHARGE_INTERVAL_MS: u64 = 200;
 
@@ -101,8 +104,13 @@ impl Runtime {
             costs,
             stats: Stats::define(),
             limiter: RefCell::new(Limiter::new(config.max_keys)),
-            shared: (config.local_buckets == LocalBuckets::Shared)
-                .then(|| SharedBuckets::new(config.shared_slots)),
+            shared: (config.local_buckets == LocalBuckets::Shared).then(|| {
+                SharedBuckets::new(
+                    config.shared_slots,
+                    config.shared_batch_tokens,
+                    config.max_keys,
+                )
+            }),
             client: RefCell::new(StateClient::new(config.state.clone())),
             leases: RefCell::new(Leases::default()),
             charges: RefCell::new(Vec::new()),
@@ -150,6 +158,7 @@ pub struct RateLimitRoot {
     calls: HashMap<u32, RootCall>,
     topping_up: HashSet<String>,
     tick_gate: TickGate,
+    reserve_gate: TickGate,
 }
 
 impl RateLimitRoot {
@@ -343,10 +352,19 @@ impl Policy for RateLimitRoot {
 
     /// Tops up and settles leases and sends charges when due; may be called more often.
     fn tick(&mut self) {
-        let (Some(runtime), Some(period)) = (self.runtime.clone(), self.tick_period()) else {
+        let Some(runtime) = self.runtime.clone() else {
             return;
         };
         let now_ns = host::now_unix_nanos();
+        if let Some(shared) = &runtime.shared {
+            if self.reserve_gate.due(RESERVE_CHECK, now_ns) {
+                let returned = shared.return_expired(now_ns / 1_000);
+                runtime.stats.reserve_tokens_returned.add(returned);
+            }
+        }
+        let Some(period) = self.tick_period() else {
+            return;
+        };
         if !self.tick_gate.due(period, now_ns) {
             return;
         }

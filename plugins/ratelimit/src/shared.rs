@@ -12,18 +12,45 @@
 //! the same instant cannot be told apart (a new entry has no CAS version):
 //! at most one extra admission per worker, once.
 
-use meshguard_policy::gcra::{decide, decide_all, refund, Decision};
+use meshguard_plugin_kit::stats::Counter;
+use meshguard_policy::gcra::{decide, decide_all, refund, Decision, Quota};
 use meshguard_policy::ratelimit::limiter::{adjust, state, Verdict};
-use meshguard_policy::ratelimit::Bucket;
+use meshguard_policy::ratelimit::reserve::{extra_tokens, Reserve};
+use meshguard_policy::ratelimit::{Bucket, BucketState};
 use proxy_wasm::hostcalls;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 const SLOT_PREFIX: &str = "meshguard.ratelimit.slot.";
 const GLOBAL: &str = "meshguard.ratelimit.global";
 const ATTEMPTS: usize = 8;
+/// How long a worker may hold tokens it took ahead before they go back.
+const RESERVE_LIFETIME_US: u64 = 1_000_000;
 
 pub struct SharedBuckets {
     slots: u64,
+    max_batch: u64,
+    /// Keys this worker holds reserves for at most.
+    max_reserves: usize,
+    reserves: RefCell<Reserves>,
+    /// Writes to a key's slot that spent tokens (one per request without
+    /// reserves; one per batch with them).
+    takes: Counter,
+}
+
+/// What this worker took ahead: per key, and of the global bucket.
+#[derive(Default)]
+struct Reserves {
+    keys: HashMap<String, Reserve<2>>,
+    global: Option<Reserve<1>>,
+}
+
+fn states(tier: &[Bucket; 2], decisions: &[Decision; 2]) -> Vec<BucketState> {
+    tier.iter()
+        .zip(decisions)
+        .map(|(b, d)| state(b, d))
+        .collect()
 }
 
 type Tats = [Option<u64>; 2];
@@ -59,20 +86,26 @@ fn write(name: &str, value: &[u8], cas: Option<u32>) -> bool {
     hostcalls::set_shared_data(name, Some(value), cas).is_ok()
 }
 
-/// What the slot says about `key`: its TATs, and whether another key with
-/// buckets still owing tokens held the slot.
-fn stored(raw: Option<&[u8]>, key: &str, now: u64) -> (Tats, bool) {
+/// What the slot says about `key`: its TATs, whether another key with
+/// buckets still owing tokens held the slot, and whether it is `key`'s.
+fn stored(raw: Option<&[u8]>, key: &str, now: u64) -> (Tats, bool, bool) {
     match raw.and_then(decode) {
-        Some((k, tats)) if k == key => (tats, false),
-        Some((_, tats)) => ([None, None], tats.iter().flatten().any(|t| *t > now)),
-        None => ([None, None], false),
+        Some((k, tats)) if k == key => (tats, false, true),
+        Some((_, tats)) => ([None, None], tats.iter().flatten().any(|t| *t > now), false),
+        None => ([None, None], false, false),
     }
 }
 
 impl SharedBuckets {
-    pub fn new(slots: u64) -> SharedBuckets {
+    /// `max_batch`: tokens a worker may take ahead per key (and for the
+    /// global bucket); 0 takes only what each request costs.
+    pub fn new(slots: u64, max_batch: u64, max_reserves: usize) -> SharedBuckets {
         SharedBuckets {
             slots: slots.max(1),
+            max_batch,
+            max_reserves,
+            reserves: RefCell::new(Reserves::default()),
+            takes: Counter::define("ratelimit", "shared_takes"),
         }
     }
 
@@ -92,33 +125,13 @@ impl SharedBuckets {
         now: u64,
         cost: u64,
     ) -> Verdict {
-        let slot = self.slot(key);
-        let [minute, hour] = tier;
-        let mut evicted = 0;
-        let mut before: Tats = [None, None];
-        let mut decisions: Vec<Decision> = Vec::new();
-        for _ in 0..ATTEMPTS {
-            let (raw, cas) = read(&slot);
-            let (tats, other_live) = stored(raw.as_deref(), key, now);
-            before = tats;
-            let [minute_tat, hour_tat] = tats;
-            decisions = decide_all(
-                &[(minute.quota, minute_tat), (hour.quota, hour_tat)],
-                now,
-                cost,
-            );
-            if !decisions.iter().all(|d| d.allowed) {
-                let mut buckets: Vec<_> = tier
-                    .iter()
-                    .zip(&decisions)
-                    .map(|(b, d)| state(b, d))
-                    .collect();
+        let reserves = &mut *self.reserves.borrow_mut();
+        let (key_view, evicted) = match self.take_for_key(reserves, key, tier, now, cost) {
+            Ok(taken) => taken,
+            Err(refused) => {
+                let mut buckets = states(tier, &refused);
                 if let Some(g) = global {
-                    let (raw, _) = read(GLOBAL);
-                    buckets.push(state(
-                        g,
-                        &decide(&g.quota, parse_tat(raw.as_deref()), now, 0),
-                    ));
+                    buckets.push(state(g, &self.global_view(reserves, g, now)));
                 }
                 return Verdict {
                     allowed: false,
@@ -126,56 +139,240 @@ impl SharedBuckets {
                     evicted: 0,
                 };
             }
-            let after = [
-                decisions.first().map(|d| d.tat),
-                decisions.get(1).map(|d| d.tat),
-            ];
-            if cost == 0 || write(&slot, &encode(key, &after), cas) {
-                evicted = usize::from(other_live);
-                break;
-            }
-        }
-        let mut buckets: Vec<_> = tier
-            .iter()
-            .zip(&decisions)
-            .map(|(b, d)| state(b, d))
-            .collect();
+        };
         let Some(g) = global else {
             return Verdict {
                 allowed: true,
-                buckets,
+                buckets: states(tier, &key_view),
                 evicted,
             };
         };
-        let mut last = decide(&g.quota, None, now, cost);
-        for _ in 0..ATTEMPTS {
-            let (raw, cas) = read(GLOBAL);
-            last = decide(&g.quota, parse_tat(raw.as_deref()), now, cost);
-            if !last.allowed || cost == 0 || write(GLOBAL, last.tat.to_string().as_bytes(), cas) {
-                break;
+        match self.take_for_global(reserves, g, now, cost) {
+            Ok(global_view) => {
+                let mut buckets = states(tier, &key_view);
+                buckets.push(state(g, &global_view));
+                Verdict {
+                    allowed: true,
+                    buckets,
+                    evicted,
+                }
             }
-        }
-        if !last.allowed {
-            self.give_back(&slot, key, tier, now, cost);
-            buckets = tier
-                .iter()
-                .zip(before)
-                .map(|(b, tat)| state(b, &decide(&b.quota, tat, now, 0)))
-                .collect();
-        }
-        buckets.push(state(g, &last));
-        Verdict {
-            allowed: last.allowed,
-            buckets,
-            evicted,
+            Err(refused) => {
+                // The key's tokens go back: into its reserve when it has one.
+                let key_view = match reserves.keys.get_mut(key) {
+                    Some(r) => {
+                        r.left += cost;
+                        r.view(now)
+                    }
+                    None => {
+                        self.give_back(key, &[tier[0].quota, tier[1].quota], now, cost);
+                        let mut view = key_view;
+                        for (d, b) in view.iter_mut().zip(tier) {
+                            *d = decide(&b.quota, Some(refund(&b.quota, d.tat, now, cost)), now, 0);
+                        }
+                        view
+                    }
+                };
+                let mut buckets = states(tier, &key_view);
+                buckets.push(state(g, &refused));
+                Verdict {
+                    allowed: false,
+                    buckets,
+                    evicted,
+                }
+            }
         }
     }
 
-    fn give_back(&self, slot: &str, key: &str, tier: &[Bucket; 2], now: u64, cost: u64) {
-        self.update(slot, key, |tats| {
+    /// Spends `cost` from the key's reserve, or takes it (and a batch ahead)
+    /// from the key's shared slot. `Ok`: the key's buckets as this worker
+    /// sees them and whether another live key was evicted from the slot;
+    /// `Err`: the refusing decisions.
+    fn take_for_key(
+        &self,
+        reserves: &mut Reserves,
+        key: &str,
+        tier: &[Bucket; 2],
+        now: u64,
+        cost: u64,
+    ) -> Result<([Decision; 2], usize), [Decision; 2]> {
+        if let Some(reserve) = reserves.keys.get_mut(key) {
+            if reserve.spend(cost, now) {
+                return Ok((reserve.view(now), 0));
+            }
+        }
+        let quotas = [tier[0].quota, tier[1].quota];
+        let slot = self.slot(key);
+        let mut admitted = [
+            decide(&quotas[0], None, now, cost),
+            decide(&quotas[1], None, now, cost),
+        ];
+        for _ in 0..ATTEMPTS {
+            let (raw, cas) = read(&slot);
+            let (tats, other_live, ours) = stored(raw.as_deref(), key, now);
+            // Tokens still held are in the slot only while it is this key's.
+            let held = if ours {
+                reserves.keys.get(key).map_or(0, |r| r.left)
+            } else {
+                0
+            };
+            let need = cost.saturating_sub(held);
+            let pairs = [(quotas[0], tats[0]), (quotas[1], tats[1])];
+            let decisions = decide_all(&pairs, now, need);
+            let [minute, hour] = [decisions.first(), decisions.get(1)];
+            let (Some(minute), Some(hour)) = (minute.copied(), hour.copied()) else {
+                break;
+            };
+            if !(minute.allowed && hour.allowed) {
+                return Err([minute, hour]);
+            }
+            admitted = [minute, hour];
+            let has_room =
+                reserves.keys.contains_key(key) || reserves.keys.len() < self.max_reserves;
+            let extra = if cost == 0 || !has_room {
+                0
+            } else {
+                extra_tokens(&quotas, &admitted, self.max_batch)
+            };
+            let after = if extra == 0 {
+                admitted
+            } else {
+                let more = decide_all(&pairs, now, need + extra);
+                match (more.first(), more.get(1)) {
+                    (Some(m), Some(h)) => [*m, *h],
+                    _ => break,
+                }
+            };
+            let tats = [Some(after[0].tat), Some(after[1].tat)];
+            let written = need + extra > 0 && write(&slot, &encode(key, &tats), cas);
+            if written {
+                self.takes.inc();
+            }
+            if written || need + extra == 0 {
+                let left = held + need + extra - cost;
+                let reserve = Reserve {
+                    quotas,
+                    tats: [after[0].tat, after[1].tat],
+                    left,
+                    expires: now.saturating_add(RESERVE_LIFETIME_US),
+                };
+                let view = reserve.view(now);
+                if left > 0 {
+                    reserves.keys.insert(key.to_string(), reserve);
+                } else {
+                    reserves.keys.remove(key);
+                }
+                return Ok((view, usize::from(other_live)));
+            }
+        }
+        // The slot kept changing under us: admit on the last reading
+        // rather than refuse a request the buckets had room for.
+        Ok((admitted, 0))
+    }
+
+    /// The same for the global bucket, with one reserve per worker.
+    fn take_for_global(
+        &self,
+        reserves: &mut Reserves,
+        global: &Bucket,
+        now: u64,
+        cost: u64,
+    ) -> Result<Decision, Decision> {
+        if let Some(reserve) = reserves.global.as_mut() {
+            if reserve.spend(cost, now) {
+                return Ok(reserve.view(now)[0]);
+            }
+        }
+        let quota = global.quota;
+        let held = reserves.global.map_or(0, |r| r.left);
+        let need = cost.saturating_sub(held);
+        let mut last = decide(&quota, None, now, need);
+        for _ in 0..ATTEMPTS {
+            let (raw, cas) = read(GLOBAL);
+            let tat = parse_tat(raw.as_deref());
+            last = decide(&quota, tat, now, need);
+            if !last.allowed {
+                return Err(last);
+            }
+            let extra = if cost == 0 {
+                0
+            } else {
+                extra_tokens(&[quota], &[last], self.max_batch)
+            };
+            let after = decide(&quota, tat, now, need + extra);
+            if need + extra == 0
+                || write(
+                    GLOBAL,
+                    itoa::Buffer::new().format(after.tat).as_bytes(),
+                    cas,
+                )
+            {
+                let reserve = Reserve {
+                    quotas: [quota],
+                    tats: [after.tat],
+                    left: held + need + extra - cost,
+                    expires: now.saturating_add(RESERVE_LIFETIME_US),
+                };
+                reserves.global = (reserve.left > 0).then_some(reserve);
+                return Ok(reserve.view(now)[0]);
+            }
+        }
+        Ok(last)
+    }
+
+    /// The global bucket as this worker sees it, spending nothing.
+    fn global_view(&self, reserves: &Reserves, global: &Bucket, now: u64) -> Decision {
+        match reserves.global {
+            Some(reserve) => reserve.view(now)[0],
+            None => {
+                let (raw, _) = read(GLOBAL);
+                decide(&global.quota, parse_tat(raw.as_deref()), now, 0)
+            }
+        }
+    }
+
+    /// Gives the unspent tokens of expired reserves back to the shared
+    /// buckets; returns how many tokens went back.
+    pub fn return_expired(&self, now: u64) -> u64 {
+        let reserves = &mut *self.reserves.borrow_mut();
+        let mut returned = 0;
+        let expired: Vec<String> = reserves
+            .keys
+            .iter()
+            .filter(|(_, r)| r.expires <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in expired {
+            let Some(reserve) = reserves.keys.remove(&key) else {
+                continue;
+            };
+            self.give_back(&key, &reserve.quotas, now, reserve.left);
+            returned += reserve.left;
+        }
+        if let Some(reserve) = reserves.global.filter(|r| r.expires <= now) {
+            reserves.global = None;
+            for _ in 0..ATTEMPTS {
+                let (raw, cas) = read(GLOBAL);
+                let Some(tat) = parse_tat(raw.as_deref()) else {
+                    break;
+                };
+                let back = refund(&reserve.quotas[0], tat, now, reserve.left);
+                if write(GLOBAL, itoa::Buffer::new().format(back).as_bytes(), cas) {
+                    break;
+                }
+            }
+            returned += reserve.left;
+        }
+        returned
+    }
+
+    /// Moves `tokens` back into the key's buckets (unless its slot is now
+    /// another key's).
+    fn give_back(&self, key: &str, quotas: &[Quota; 2], now: u64, tokens: u64) {
+        self.update(&self.slot(key), key, |tats| {
             let mut out = *tats;
-            for (tat, b) in out.iter_mut().zip(tier) {
-                *tat = tat.map(|t| refund(&b.quota, t, now, cost));
+            for (tat, quota) in out.iter_mut().zip(quotas) {
+                *tat = tat.map(|t| refund(quota, t, now, tokens));
             }
             out
         });
@@ -252,9 +449,12 @@ mod tests {
     #[test]
     fn another_live_key_in_the_slot_is_evicted_a_full_one_is_not() {
         let raw = encode("other", &[Some(100), None]);
-        assert_eq!(stored(Some(&raw), "me", 50), ([None, None], true));
-        assert_eq!(stored(Some(&raw), "me", 100), ([None, None], false));
-        assert_eq!(stored(Some(&raw), "other", 50), ([Some(100), None], false));
-        assert_eq!(stored(None, "me", 50), ([None, None], false));
+        assert_eq!(stored(Some(&raw), "me", 50), ([None, None], true, false));
+        assert_eq!(stored(Some(&raw), "me", 100), ([None, None], false, false));
+        assert_eq!(
+            stored(Some(&raw), "other", 50),
+            ([Some(100), None], false, true)
+        );
+        assert_eq!(stored(None, "me", 50), ([None, None], false, false));
     }
 }

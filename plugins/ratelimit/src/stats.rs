@@ -44,6 +44,8 @@ pub struct Stats {
     pub lease_tokens_granted: Counter,
     pub lease_tokens_refunded: Counter,
     pub leases_settled: Counter,
+    /// Tokens workers took ahead from the shared buckets and gave back unspent.
+    pub reserve_tokens_returned: Counter,
 }
 
 impl Stats {
@@ -59,6 +61,7 @@ impl Stats {
             lease_tokens_granted: counter("lease_tokens_granted"),
             lease_tokens_refunded: counter("lease_tokens_refunded"),
             leases_settled: counter("leases_settled"),
+            reserve_tokens_returned: counter("reserve_tokens_returned"),
         }
     }
 }

@@ -65,6 +65,11 @@ struct Cli {
     /// for comparing builds on a noisy machine.
     #[arg(long, global = true)]
     instructions: bool,
+    /// With `--instructions`: also simulate the caches and branch
+    /// predictors (callgrind's model), and report misses per request and
+    /// callgrind's cycle estimate.
+    #[arg(long, global = true)]
+    cache_sim: bool,
     /// Requests per configuration counted with `--instructions`.
     #[arg(long, default_value_t = 2000, global = true)]
     requests: u64,
@@ -521,7 +526,8 @@ fn instructions_figure(cli: &Cli) -> String {
     let fixture = Fixture::new();
     let mut notes = vec![];
     let (variants, _backend) = selected_variants(cli, &fixture, &mut notes);
-    let counts = count_instructions(cli, &fixture, &variants, &mut notes);
+    let events = count_instructions(cli, &fixture, &variants, &mut notes);
+    let counts = event_rounds(&events, "Ir");
     let median = |i: usize| summarize(&counts[i]).median;
     let bare = median(0);
     let native_added = variants
@@ -564,6 +570,9 @@ fn instructions_figure(cli: &Cli) -> String {
             &rows
         )
     );
+    if cli.cache_sim {
+        text.push_str(&cache_table(&variants, &events));
+    }
     push_notes(&mut text, notes);
     text
 }
@@ -576,14 +585,14 @@ fn count_instructions(
     fixture: &Fixture,
     variants: &[Variant],
     notes: &mut Vec<String>,
-) -> Vec<Vec<f64>> {
-    let mut counts: Vec<Vec<f64>> = vec![vec![]; variants.len()];
+) -> Vec<Vec<PerRequest>> {
+    let mut counts: Vec<Vec<PerRequest>> = vec![vec![]; variants.len()];
     each_run(cli, variants, "instructions", |i, variant| {
         let dir = tempfile::tempdir().expect("temp dir for callgrind");
         let out = dir.path().join("callgrind.out");
         let mut spec = EnvoySpec::new();
         spec.native_filters = variant.native.clone();
-        spec.launcher = instructions::launcher(&out);
+        spec.launcher = instructions::launcher(&out, cli.cache_sim);
         for plugin in &variant.plugins {
             spec = spec.plugin(plugin.clone());
         }
@@ -614,14 +623,97 @@ fn count_instructions(
             keep_dumps(&out, keep, &variant.name);
         }
         match counted {
-            Some(n) => counts[i].push(n as f64 / cli.requests as f64),
+            Some(events) => counts[i].push(
+                events
+                    .iter()
+                    .map(|(name, n)| (name.clone(), *n as f64 / cli.requests as f64))
+                    .chain([(
+                        CYCLES.to_string(),
+                        instructions::estimated_cycles(&events) as f64 / cli.requests as f64,
+                    )])
+                    .collect(),
+            ),
             None => {
-                counts[i].push(f64::NAN);
+                counts[i].push(PerRequest::new());
                 notes.push(format!("{}: callgrind could not be driven", variant.name));
             }
         }
     });
     counts
+}
+
+/// Callgrind's events per request in one run of one configuration, and
+/// its cycle estimate under `CYCLES`.
+type PerRequest = BTreeMap<String, f64>;
+
+const CYCLES: &str = "estimated cycles";
+
+/// One event's per-request figure, by configuration and round (NaN where
+/// callgrind could not be driven or did not count it).
+fn event_rounds(events: &[Vec<PerRequest>], name: &str) -> Vec<Vec<f64>> {
+    events
+        .iter()
+        .map(|rounds| {
+            rounds
+                .iter()
+                .map(|e| e.get(name).copied().unwrap_or(f64::NAN))
+                .collect()
+        })
+        .collect()
+}
+
+/// Misses, mispredictions and callgrind's cycle estimate per request, added
+/// over bare Envoy (`--cache-sim`).
+fn cache_table(variants: &[Variant], events: &[Vec<PerRequest>]) -> String {
+    let added = |names: &[&str], i: usize| -> f64 {
+        let total = |v: usize| -> f64 {
+            names
+                .iter()
+                .map(|n| summarize(&event_rounds(events, n)[v]).median)
+                .sum()
+        };
+        total(i) - total(0)
+    };
+    let cycles = |i: usize| added(&[CYCLES], i);
+    let native = variants
+        .iter()
+        .position(|v| !v.native.is_empty())
+        .map_or(f64::NAN, cycles);
+    let rows: Vec<Vec<String>> = variants
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(i, v)| {
+            vec![
+                v.name.clone(),
+                format!("{:+.0}", added(&["I1mr"], i)),
+                format!("{:+.0}", added(&["D1mr", "D1mw"], i)),
+                format!("{:+.0}", added(&["ILmr", "DLmr", "DLmw"], i)),
+                format!("{:+.0}", added(&["Bcm", "Bim"], i)),
+                format!("{:+.0}", cycles(i)),
+                format!("{:.2}×", cycles(i) / native),
+            ]
+        })
+        .collect();
+    format!(
+        "\n### Cache and branch simulation (`--cache-sim`)\n\nPer request, added over bare \
+         Envoy: callgrind's model of the first-level instruction and data caches, the last \
+         level, and the branch predictors, and its cycle estimate (instructions + 10 × each \
+         first-level miss or mispredicted branch + 100 × each last-level miss). A model, not \
+         this CPU: it shows where time goes that instructions do not count.\n\n{}\n",
+        table(
+            &[
+                "configuration",
+                "I1 misses",
+                "D1 misses",
+                "LL misses",
+                "mispredicted branches",
+                "estimated cycles",
+                "added vs native",
+            ],
+            &rows
+        )
+    )
 }
 
 /// Copies the callgrind dumps next to `out` into `keep`, named after the
@@ -954,7 +1046,10 @@ fn calibrate_figure(cli: &Cli) -> String {
     }
     let mut notes = vec![];
     let rounds: Vec<Vec<f64>> = if cli.instructions {
-        count_instructions(cli, &fixture, &variants, &mut notes)
+        event_rounds(
+            &count_instructions(cli, &fixture, &variants, &mut notes),
+            "Ir",
+        )
     } else {
         let samples = measure(cli, &fixture, &variants, &mut notes);
         (0..variants.len())

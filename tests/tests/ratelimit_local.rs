@@ -327,6 +327,25 @@ fn shared_buckets_are_taken_in_batches_with_exact_headers() {
     assert_eq!(envoy.plugin_stat("ratelimit.shared_takes"), 13);
 }
 
+/// A cost settled after the response reaches a key whose tokens a worker
+/// took ahead: the next request's headers include it, in both directions.
+#[test]
+fn charges_after_the_response_settle_with_batched_buckets() {
+    let upstream = CostUpstream::start();
+    let mut config = batched_tier();
+    config["response_cost_header"] = json!("x-meshguard-cost");
+    let envoy = start(config, upstream.port, None);
+    let user = as_user("/api/data/x", "batched-cost", "free");
+    assert_eq!(remaining(&envoy.send(&user), "hour"), Some(63));
+    // Charged 1 up front, 6 in truth: 5 more after the response.
+    let response = envoy.send(&user.clone().header("x-test-cost", "6"));
+    assert_eq!(remaining(&response, "hour"), Some(62));
+    assert_eq!(remaining(&envoy.send(&user), "hour"), Some(56));
+    // Charged 1, used 0: one back.
+    envoy.send(&user.clone().header("x-test-cost", "0"));
+    assert_eq!(remaining(&envoy.send(&user), "hour"), Some(55));
+}
+
 /// With two workers, a worker's unspent batch goes back to the shared
 /// buckets once it expires: the Envoy never admits more than the limit, and
 /// no token is lost.

@@ -406,16 +406,27 @@ impl SharedBuckets {
         if delta == 0 {
             return;
         }
-        let slot = self.slot(key);
-        self.update(&slot, key, |tats| {
-            let mut out = *tats;
-            for (tat, b) in out.iter_mut().zip(tier) {
-                if delta > 0 || tat.is_some() {
-                    *tat = Some(adjust(b, *tat, now, delta));
+        // The key's unspent batch goes back in the same update, so that the
+        // next request takes a fresh one and its headers include the charge.
+        let held = self
+            .reserves
+            .borrow_mut()
+            .keys
+            .remove(key)
+            .map_or(0, |r| r.left);
+        let key_delta = delta.saturating_sub(i64::try_from(held).unwrap_or(i64::MAX));
+        if key_delta != 0 {
+            let slot = self.slot(key);
+            self.update(&slot, key, |tats| {
+                let mut out = *tats;
+                for (tat, b) in out.iter_mut().zip(tier) {
+                    if key_delta > 0 || tat.is_some() {
+                        *tat = Some(adjust(b, *tat, now, key_delta));
+                    }
                 }
-            }
-            out
-        });
+                out
+            });
+        }
         if let Some(g) = global {
             for _ in 0..ATTEMPTS {
                 let (raw, cas) = read(GLOBAL);

@@ -11,6 +11,11 @@
 //! bucket gives the key's tokens back. Two workers creating the same slot at
 //! the same instant cannot be told apart (a new entry has no CAS version):
 //! at most one extra admission per worker, once.
+//!
+//! Reading shared data is the costliest host call a request makes here, so
+//! a worker takes a key's tokens (and the global bucket's) in batches and
+//! spends them without reading the slot (`policy::ratelimit::reserve`);
+//! what it has not spent after `RESERVE_LIFETIME_US` goes back on the tick.
 
 use meshguard_plugin_kit::stats::Counter;
 use meshguard_policy::gcra::{decide, decide_all, refund, Decision, Quota};

@@ -4,7 +4,7 @@
 
 use crate::config::{self, Validate};
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, MapType};
+use proxy_wasm::types::BufferType;
 use serde::de::DeserializeOwned;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -52,16 +52,53 @@ pub fn random_bytes<const N: usize>() -> Option<[u8; N]> {
 
 /// Replaces every copy of a request header; `None` removes it.
 pub fn set_request_header(name: &str, value: Option<&str>) {
-    let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
+    set_map_value(REQUEST_HEADERS, name, value);
 }
 
 /// Adds a request header (another copy if one is there).
 pub fn add_request_header(name: &str, value: &str) {
-    let _ = hostcalls::add_map_value(MapType::HttpRequestHeaders, name, value);
+    add_map_value(REQUEST_HEADERS, name, value);
 }
 
 pub fn add_response_header(name: &str, value: &str) {
-    let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value);
+    add_map_value(RESPONSE_HEADERS, name, value);
+}
+
+/// Removes every copy of a response header.
+pub fn remove_response_header(name: &str) {
+    set_map_value(RESPONSE_HEADERS, name, None);
+}
+
+// Header writes whose status is ignored: a map the host cannot write (the
+// SDK's versions panic on that) leaves the request as it was.
+
+fn add_map_value(map_type: u32, name: &str, value: &str) {
+    // SAFETY: the host reads both strings within the call and keeps nothing.
+    unsafe {
+        proxy_add_header_map_value(
+            map_type,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        );
+    }
+}
+
+fn set_map_value(map_type: u32, name: &str, value: Option<&str>) {
+    // SAFETY: as in `add_map_value`.
+    unsafe {
+        match value {
+            Some(value) => proxy_replace_header_map_value(
+                map_type,
+                name.as_ptr(),
+                name.len(),
+                value.as_ptr(),
+                value.len(),
+            ),
+            None => proxy_remove_header_map_value(map_type, name.as_ptr(), name.len()),
+        };
+    }
 }
 
 /// The first value of a response header.
@@ -109,6 +146,24 @@ extern "C" {
         return_map_data: *mut *mut u8,
         return_map_size: *mut usize,
     ) -> u32;
+    #[allow(clashing_extern_declarations)]
+    fn proxy_add_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    #[allow(clashing_extern_declarations)]
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    #[allow(clashing_extern_declarations)]
+    fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
 }
 
 /// proxy-wasm ABI values of `MapType` and `Status::Ok`.

@@ -16,7 +16,7 @@ use meshguard_plugin_kit::state_client::CallError;
 use meshguard_policy::ratelimit::BucketState;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, MapType};
+use proxy_wasm::types::Action;
 use std::rc::Rc;
 
 /// Who decided a request that passed: where its real cost is settled.
@@ -242,7 +242,7 @@ impl RateLimitFilter {
         let Some(raw) = host::response_header(header) else {
             return;
         };
-        let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, header, None);
+        host::remove_response_header(header);
         let real = std::str::from_utf8(&raw)
             .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())

@@ -323,8 +323,9 @@ fn shared_buckets_are_taken_in_batches_with_exact_headers() {
         assert_eq!(remaining(&response, "hour"), Some(63 - i), "request {i}");
     }
     assert_limited(&envoy.send(&user), "hour");
-    // 1 + 4 tokens per take: 12 takes serve 60 requests, a 13th the last 4.
-    assert_eq!(envoy.plugin_stat("ratelimit.shared_takes"), 13);
+    // The slot's first take is the request's alone; then 1 + 4 tokens per
+    // take: 12 takes serve 60 requests, a 14th the last 3.
+    assert_eq!(envoy.plugin_stat("ratelimit.shared_takes"), 14);
 }
 
 /// A cost settled after the response reaches a key whose tokens a worker
@@ -356,38 +357,57 @@ fn batches_never_exceed_the_limit_and_unspent_tokens_go_back() {
     spec.concurrency = 2;
     let envoy = Envoy::start(spec);
     let user = as_user("/api/data/x", "two-workers", "free");
-    let admit = |n: usize| -> usize {
+    let send = |n: usize| -> Vec<u16> {
         std::thread::scope(|scope| {
             let clients: Vec<_> = (0..4)
-                .map(|_| scope.spawn(|| count(&statuses(&envoy, &user, n), 200)))
+                .map(|_| scope.spawn(|| statuses(&envoy, &user, n)))
                 .collect();
-            clients.into_iter().map(|c| c.join().unwrap()).sum()
+            clients
+                .into_iter()
+                .flat_map(|c| c.join().unwrap())
+                .collect()
         })
     };
-    let first = admit(25);
+    // What the rate limiter admitted (an upstream hiccup must not count as a refusal).
+    let admitted = || envoy.plugin_stat("ratelimit.free.allowed");
+    let got = send(25);
+    let first = admitted();
     // Every request on a fresh connection; a worker may still hold up to 4
     // tokens it took ahead when the other one runs dry.
-    assert!((60..=64).contains(&first), "admitted {first} of 64");
+    assert!(
+        (60..=64).contains(&first),
+        "admitted {first} of 64: {got:?}"
+    );
     let takes = envoy.plugin_stat("ratelimit.shared_takes");
     assert!(takes < 32, "{takes} shared takes for {first} requests");
+    let stats = envoy.stats();
+    for worker in ["worker_0", "worker_1"] {
+        let connections: u64 = stats
+            .iter()
+            .filter(|(k, _)| k.contains(worker) && k.ends_with("downstream_cx_total"))
+            .map(|(_, v)| *v)
+            .sum();
+        assert!(connections > 0, "{worker} served no connection");
+    }
 
-    // Reserves last 1 s and are checked every 250 ms.
+    // Reserves last 1 s and are checked every 250 ms. Every token unspent
+    // at the end comes back (and more, if a slow moment let a reserve
+    // expire mid-way and its tokens were taken again).
     let expire = || std::thread::sleep(std::time::Duration::from_millis(1600));
     expire();
-    assert_eq!(
-        envoy.plugin_stat("ratelimit.reserve_tokens_returned"),
-        64 - first as u64
-    );
-    let second = admit(3);
-    assert!(first + second <= 64, "{first} + {second} admitted");
+    let returned = envoy.plugin_stat("ratelimit.reserve_tokens_returned");
+    assert!(returned >= 64 - first, "{returned} returned: {got:?}");
+    send(3);
+    let second = admitted();
+    assert!(second <= 64, "{second} admitted in all");
     // Once every reserve is back, one request sees what is left: nothing
     // taken ahead was lost.
     expire();
     let last = envoy.send(&user);
-    let spent = first + second + usize::from(last.status == 200);
+    let spent = admitted();
     assert_eq!(
         remaining(&last, "hour"),
-        Some(64 - spent as u64),
-        "{first} + {second}"
+        Some(64 - spent),
+        "{first}, {second}"
     );
 }

@@ -10,7 +10,8 @@
 //! buckets and the global bucket are two steps, and a refusal by the global
 //! bucket gives the key's tokens back. Two workers creating the same slot at
 //! the same instant cannot be told apart (a new entry has no CAS version):
-//! at most one extra admission per worker, once.
+//! at most one extra admission per worker, once (a slot's first take is
+//! never a batch).
 //!
 //! Reading shared data is the costliest host call a request makes here, so
 //! a worker takes a key's tokens (and the global bucket's) in batches and
@@ -234,7 +235,10 @@ impl SharedBuckets {
             admitted = [minute, hour];
             let has_room =
                 reserves.keys.contains_key(key) || reserves.keys.len() < self.max_reserves;
-            let extra = if cost == 0 || !has_room {
+            // A slot's first write cannot be compare-and-swap (a new entry
+            // has no version): a race there loses one writer's take, so the
+            // first take is the request's alone.
+            let extra = if cost == 0 || !has_room || cas.is_none() {
                 0
             } else {
                 extra_tokens(&quotas, &admitted, self.max_batch)
@@ -299,7 +303,7 @@ impl SharedBuckets {
             if !last.allowed {
                 return Err(last);
             }
-            let extra = if cost == 0 {
+            let extra = if cost == 0 || cas.is_none() {
                 0
             } else {
                 extra_tokens(&[quota], &[last], self.max_batch)

@@ -328,6 +328,32 @@ fn shared_buckets_are_taken_in_batches_with_exact_headers() {
     assert_eq!(envoy.plugin_stat("ratelimit.shared_takes"), 14);
 }
 
+/// The global bucket is taken in batches too (one reserve per worker, for
+/// every key): its `r` counts down one by one across users, exactly as
+/// without batches.
+#[test]
+fn the_global_bucket_is_taken_in_batches_across_users() {
+    let upstream = CostUpstream::start();
+    let config = json!({
+        "tiers": {"free": {"per_minute": 100_000, "per_hour": 100_000}},
+        "global": {"tokens": 64, "per_seconds": 3600},
+    });
+    let envoy = start(config, upstream.port, None);
+    let users: Vec<Request> = (0..3)
+        .map(|i| as_user("/api/data/x", &format!("g{i}"), "free"))
+        .collect();
+    for i in 0..64u64 {
+        let response = envoy.send(&users[i as usize % 3]);
+        assert_eq!(response.status, 200, "request {i}");
+        assert_eq!(remaining(&response, "global"), Some(63 - i), "request {i}");
+    }
+    let refused = envoy.send(&users[0]);
+    assert_limited(&refused, "global");
+    assert_eq!(refused.json()["limited_by"], json!(["global"]));
+    assert_eq!(envoy.plugin_stat("ratelimit.free.allowed"), 64);
+    assert_eq!(envoy.plugin_stat("ratelimit.free.denied"), 1);
+}
+
 /// A cost settled after the response reaches a key whose tokens a worker
 /// took ahead: the next request's headers include it, in both directions.
 #[test]

@@ -132,62 +132,54 @@ impl SharedBuckets {
         cost: u64,
     ) -> Verdict {
         let reserves = &mut *self.reserves.borrow_mut();
-        let (key_view, evicted) = match self.take_for_key(reserves, key, tier, now, cost) {
-            Ok(taken) => taken,
-            Err(refused) => {
-                let mut buckets = states(tier, &refused);
-                if let Some(g) = global {
-                    buckets.push(state(g, &self.global_view(reserves, g, now)));
+        let (allowed, key_view, global_view, evicted) =
+            match self.take_for_key(reserves, key, tier, now, cost) {
+                Err(refused) => {
+                    let global_view = global.map(|g| self.global_view(reserves, g, now));
+                    (false, refused, global_view, 0)
                 }
-                return Verdict {
-                    allowed: false,
-                    buckets,
-                    evicted: 0,
-                };
-            }
-        };
-        let Some(g) = global else {
-            return Verdict {
-                allowed: true,
-                buckets: states(tier, &key_view),
-                evicted,
-            };
-        };
-        match self.take_for_global(reserves, g, now, cost) {
-            Ok(global_view) => {
-                let mut buckets = states(tier, &key_view);
-                buckets.push(state(g, &global_view));
-                Verdict {
-                    allowed: true,
-                    buckets,
-                    evicted,
-                }
-            }
-            Err(refused) => {
-                // The key's tokens go back: into its reserve when it has one.
-                let key_view = match reserves.keys.get_mut(key) {
-                    Some(r) => {
-                        r.left += cost;
-                        r.view(now)
-                    }
-                    None => {
-                        self.give_back(key, &[tier[0].quota, tier[1].quota], now, cost);
-                        let mut view = key_view;
-                        for (d, b) in view.iter_mut().zip(tier) {
-                            *d = decide(&b.quota, Some(refund(&b.quota, d.tat, now, cost)), now, 0);
+                Ok((key_view, evicted)) => match global {
+                    None => (true, key_view, None, evicted),
+                    Some(g) => match self.take_for_global(reserves, g, now, cost) {
+                        Ok(global_view) => (true, key_view, Some(global_view), evicted),
+                        Err(refused) => {
+                            let key_view = self.put_back(reserves, key, tier, key_view, now, cost);
+                            (false, key_view, Some(refused), evicted)
                         }
-                        view
-                    }
-                };
-                let mut buckets = states(tier, &key_view);
-                buckets.push(state(g, &refused));
-                Verdict {
-                    allowed: false,
-                    buckets,
-                    evicted,
-                }
-            }
+                    },
+                },
+            };
+        let mut buckets = states(tier, &key_view);
+        buckets.extend(global.zip(global_view).map(|(g, d)| state(g, &d)));
+        Verdict {
+            allowed,
+            buckets,
+            evicted,
         }
+    }
+
+    /// Gives back the tokens a request took from the key when the global
+    /// bucket refuses it (into the key's reserve when it has one); returns
+    /// the key's buckets as they then stand.
+    fn put_back(
+        &self,
+        reserves: &mut Reserves,
+        key: &str,
+        tier: &[Bucket; 2],
+        taken: [Decision; 2],
+        now: u64,
+        cost: u64,
+    ) -> [Decision; 2] {
+        if let Some(reserve) = reserves.keys.get_mut(key) {
+            reserve.left += cost;
+            return reserve.view(now);
+        }
+        self.give_back(key, &[tier[0].quota, tier[1].quota], now, cost);
+        let mut view = taken;
+        for (d, b) in view.iter_mut().zip(tier) {
+            *d = decide(&b.quota, Some(refund(&b.quota, d.tat, now, cost)), now, 0);
+        }
+        view
     }
 
     /// Spends `cost` from the key's reserve, or takes it (and a batch ahead)

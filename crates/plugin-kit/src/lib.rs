@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod host;
+pub mod memcmp;
 pub mod policy;
 pub mod request_headers;
 pub mod state_client;

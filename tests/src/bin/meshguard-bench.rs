@@ -23,6 +23,8 @@ use std::time::Duration;
 const ENVOY_CORE: usize = 0;
 const SINGLE_LABEL: &str = "Meshguard chain, single module";
 const SINGLE_WITHOUT_RATELIMIT_LABEL: &str = "Meshguard chain, single module without ratelimit";
+const NATIVE_SAME_HEADERS_LABEL: &str =
+    "native, also writing the single module's other 9 request and 2 response headers";
 const HYBRID_LABEL: &str = "ratelimit (hybrid, 10,000-token leases)";
 const LOAD_CORE: usize = 1;
 
@@ -384,6 +386,12 @@ fn variants(
         name: "native: jwt_authn + local_ratelimit + header_mutation".into(),
         plugins: vec![],
         native: native::filters(&fixture.key.jwks(), ISSUER),
+        state_port: None,
+    });
+    out.push(Variant {
+        name: NATIVE_SAME_HEADERS_LABEL.into(),
+        plugins: vec![],
+        native: native::filters_writing_single_module_headers(&fixture.key.jwks(), ISSUER),
         state_port: None,
     });
     out

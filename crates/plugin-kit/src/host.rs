@@ -6,6 +6,7 @@ use crate::config::{self, Validate};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::BufferType;
 use serde::de::DeserializeOwned;
+use std::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The filter's `configuration`, parsed and validated. On error the reason,
@@ -201,6 +202,7 @@ pub struct HeaderPairs {
     /// policies of a request look headers up dozens of times, and walking
     /// the serialized form again for each lookup cost more than the lookups.
     entries: Vec<Entry>,
+    names_are_text: Cell<Option<bool>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -219,7 +221,11 @@ impl HeaderPairs {
     /// A map cut short keeps the entries that are whole.
     pub fn from_serialized(raw: Vec<u8>) -> HeaderPairs {
         let entries = index(&raw);
-        HeaderPairs { raw, entries }
+        HeaderPairs {
+            raw,
+            entries,
+            names_are_text: Cell::new(None),
+        }
     }
 
     /// Builds the serialized form from pairs (what Envoy would send).
@@ -247,10 +253,33 @@ impl HeaderPairs {
     /// Every header in order, duplicates included; names that are not UTF-8
     /// (which Envoy never produces) are skipped.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone + '_ {
-        self.entries.iter().filter_map(|e| {
-            let name = std::str::from_utf8(self.bytes(e.name)).ok()?;
+        let all_text = self.names_are_text();
+        self.entries.iter().filter_map(move |e| {
+            let name = self.bytes(e.name);
+            let name = if all_text {
+                // SAFETY: every name was found to be UTF-8, and `raw` does
+                // not change once indexed.
+                unsafe { std::str::from_utf8_unchecked(name) }
+            } else {
+                std::str::from_utf8(name).ok()?
+            };
             Some((name, self.bytes(e.value)))
         })
+    }
+
+    /// Whether every name is UTF-8 (as Envoy's always are), checked on the
+    /// first walk: the policies of a request walk the headers several
+    /// times, and a plugin that only looks headers up never pays for it.
+    fn names_are_text(&self) -> bool {
+        if let Some(known) = self.names_are_text.get() {
+            return known;
+        }
+        let all = self
+            .entries
+            .iter()
+            .all(|e| std::str::from_utf8(self.bytes(e.name)).is_ok());
+        self.names_are_text.set(Some(all));
+        all
     }
 
     /// The values of every `name` header, in order. Names are compared as

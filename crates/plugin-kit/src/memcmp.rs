@@ -11,22 +11,21 @@
 /// which would call `memcmp` again.
 pub fn compare_bytes(a: &[u8], b: &[u8]) -> i32 {
     let n = a.len().min(b.len());
-    let (a, b) = (
-        a.get(..n).unwrap_or_default(),
-        b.get(..n).unwrap_or_default(),
-    );
-    let (mut a_words, mut b_words) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (a, b) = (a.get(..n).unwrap_or_default(), b.get(..n).unwrap_or_default());
     let mut at = 0;
-    for (x, y) in a_words.by_ref().zip(b_words.by_ref()) {
-        if word(x) != word(y) {
-            break;
+    // Short names (most comparisons) go straight to the byte loop.
+    if n >= 8 {
+        while let (Some(x), Some(y)) = (a.get(at..at + 8), b.get(at..at + 8)) {
+            let (x, y) = (word(x), word(y));
+            if x != y {
+                // Little-endian: the first differing byte is the lowest.
+                let shift = (x ^ y).trailing_zeros() / 8 * 8;
+                return ((x >> shift) & 0xff) as i32 - ((y >> shift) & 0xff) as i32;
+            }
+            at += 8;
         }
-        at += 8;
     }
-    let (a, b) = (
-        a.get(at..).unwrap_or_default(),
-        b.get(at..).unwrap_or_default(),
-    );
+    let (a, b) = (a.get(at..).unwrap_or_default(), b.get(at..).unwrap_or_default());
     for (x, y) in a.iter().zip(b) {
         if x != y {
             return i32::from(*x) - i32::from(*y);

@@ -11,7 +11,10 @@
 /// which would call `memcmp` again.
 pub fn compare_bytes(a: &[u8], b: &[u8]) -> i32 {
     let n = a.len().min(b.len());
-    let (a, b) = (a.get(..n).unwrap_or_default(), b.get(..n).unwrap_or_default());
+    let (a, b) = (
+        a.get(..n).unwrap_or_default(),
+        b.get(..n).unwrap_or_default(),
+    );
     let mut at = 0;
     // Short names (most comparisons) go straight to the byte loop.
     if n >= 8 {
@@ -25,7 +28,10 @@ pub fn compare_bytes(a: &[u8], b: &[u8]) -> i32 {
             at += 8;
         }
     }
-    let (a, b) = (a.get(at..).unwrap_or_default(), b.get(at..).unwrap_or_default());
+    let (a, b) = (
+        a.get(at..).unwrap_or_default(),
+        b.get(at..).unwrap_or_default(),
+    );
     for (x, y) in a.iter().zip(b) {
         if x != y {
             return i32::from(*x) - i32::from(*y);

@@ -3,6 +3,7 @@
 //! unwrap, and their `String` variants panic on non-UTF-8 header bytes).
 
 use crate::config::{self, Validate};
+use crate::name_filter::{fingerprint, NameFilter};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::BufferType;
 use serde::de::DeserializeOwned;
@@ -202,6 +203,8 @@ pub struct HeaderPairs {
     /// policies of a request look headers up dozens of times, and walking
     /// the serialized form again for each lookup cost more than the lookups.
     entries: Vec<Entry>,
+    /// Every name read: most names looked up are absent.
+    names: NameFilter,
     names_are_text: Cell<Option<bool>>,
 }
 
@@ -209,6 +212,8 @@ pub struct HeaderPairs {
 struct Entry {
     name: (u32, u32),
     value: (u32, u32),
+    /// Replaced or removed since the read (see `hide`).
+    hidden: bool,
 }
 
 fn range((start, end): (u32, u32)) -> std::ops::Range<usize> {
@@ -221,9 +226,14 @@ impl HeaderPairs {
     /// A map cut short keeps the entries that are whole.
     pub fn from_serialized(raw: Vec<u8>) -> HeaderPairs {
         let entries = index(&raw);
+        let mut names = NameFilter::default();
+        for entry in &entries {
+            names.insert(fingerprint(raw.get(range(entry.name)).unwrap_or_default()));
+        }
         HeaderPairs {
             raw,
             entries,
+            names,
             names_are_text: Cell::new(None),
         }
     }
@@ -251,20 +261,23 @@ impl HeaderPairs {
     }
 
     /// Every header in order, duplicates included; names that are not UTF-8
-    /// (which Envoy never produces) are skipped.
+    /// (which Envoy never produces) and hidden ones are skipped.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone + '_ {
         let all_text = self.names_are_text();
-        self.entries.iter().filter_map(move |e| {
-            let name = self.bytes(e.name);
-            let name = if all_text {
-                // SAFETY: every name was found to be UTF-8, and `raw` does
-                // not change once indexed.
-                unsafe { std::str::from_utf8_unchecked(name) }
-            } else {
-                std::str::from_utf8(name).ok()?
-            };
-            Some((name, self.bytes(e.value)))
-        })
+        self.entries
+            .iter()
+            .filter(|e| !e.hidden)
+            .filter_map(move |e| {
+                let name = self.bytes(e.name);
+                let name = if all_text {
+                    // SAFETY: every name was found to be UTF-8, and `raw` does
+                    // not change once indexed.
+                    unsafe { std::str::from_utf8_unchecked(name) }
+                } else {
+                    std::str::from_utf8(name).ok()?
+                };
+                Some((name, self.bytes(e.value)))
+            })
     }
 
     /// Whether every name is UTF-8 (as Envoy's always are), checked on the
@@ -274,28 +287,52 @@ impl HeaderPairs {
         if let Some(known) = self.names_are_text.get() {
             return known;
         }
-        let all = self
-            .entries
-            .iter()
-            .all(|e| std::str::from_utf8(self.bytes(e.name)).is_ok());
+        // Envoy's names are ASCII: `is_ascii` is the quicker check.
+        let all = self.entries.iter().all(|e| {
+            let name = self.bytes(e.name);
+            name.is_ascii() || std::str::from_utf8(name).is_ok()
+        });
         self.names_are_text.set(Some(all));
         all
     }
 
-    /// The values of every `name` header, in order. Names are compared as
-    /// bytes: a lookup validates nothing it does not return.
+    /// The values of every `name` header not hidden, in order. Names are
+    /// compared as bytes: a lookup validates nothing it does not return.
     pub fn values<'a: 'n, 'n>(
         &'a self,
         name: &'n str,
     ) -> impl Iterator<Item = &'a [u8]> + Clone + 'n {
         let name = name.as_bytes();
-        self.entries
+        let entries = match self.names.may_contain(fingerprint(name)) {
+            true => self.entries.as_slice(),
+            false => &[],
+        };
+        entries
             .iter()
-            .filter(move |e| {
-                (e.name.1 - e.name.0) as usize == name.len() && self.bytes(e.name) == name
-            })
+            .filter(move |e| !e.hidden && is_named(&self.raw, e, name))
             .map(|e| self.bytes(e.value))
     }
+
+    /// Hides every `name` header from `iter` and `values` (the request
+    /// view has replaced or removed them); whether there was one.
+    pub fn hide(&mut self, name: &str) -> bool {
+        if !self.names.may_contain(fingerprint(name.as_bytes())) {
+            return false;
+        }
+        let mut found = false;
+        for entry in &mut self.entries {
+            if !entry.hidden && is_named(&self.raw, entry, name.as_bytes()) {
+                entry.hidden = true;
+                found = true;
+            }
+        }
+        found
+    }
+}
+
+fn is_named(raw: &[u8], entry: &Entry, name: &[u8]) -> bool {
+    entry.name.1.wrapping_sub(entry.name.0) as usize == name.len()
+        && raw.get(range(entry.name)) == Some(name)
 }
 
 /// The entries of a serialized map whose name and value lie inside it.
@@ -327,7 +364,11 @@ fn index(raw: &[u8]) -> Vec<Entry> {
         let (Some(name), Some(value)) = (take(len(name_len)), take(len(value_len))) else {
             break;
         };
-        entries.push(Entry { name, value });
+        entries.push(Entry {
+            name,
+            value,
+            hidden: false,
+        });
     }
     entries
 }
@@ -371,6 +412,16 @@ mod tests {
         let traceparents: Vec<_> = map.values("traceparent").collect();
         assert_eq!(traceparents, vec![&b"a"[..], &[0xff, 0x00, 0x41][..]]);
         assert_eq!(map.values("absent").count(), 0);
+    }
+
+    #[test]
+    fn hidden_headers_are_neither_listed_nor_found() {
+        let mut map = HeaderPairs::from_list(&[("a", b"1"), ("bb", b"2"), ("a", b"3")]);
+        assert!(map.hide("a"));
+        assert!(!map.hide("a"));
+        assert!(!map.hide("absent"));
+        assert_eq!(map.values("a").count(), 0);
+        assert_eq!(map.iter().collect::<Vec<_>>(), vec![("bb", &b"2"[..])]);
     }
 
     #[test]

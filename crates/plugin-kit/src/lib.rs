@@ -6,6 +6,7 @@
 pub mod config;
 pub mod host;
 pub mod memcmp;
+pub mod name_filter;
 pub mod policy;
 pub mod request_headers;
 pub mod state_client;

@@ -5,6 +5,7 @@
 //! single-module build reads it once for all four policies.
 
 use crate::host::{self, HeaderPairs};
+use crate::name_filter::{fingerprint, NameFilter};
 use std::cell::Cell;
 use std::ops::Range;
 
@@ -53,17 +54,13 @@ impl RequestHeaders {
     }
 
     /// Every header as Envoy now has it, duplicates included: the headers
-    /// read, then the ones set through this view.
+    /// read (less the ones changed since), then the ones set through this view.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone + '_ {
-        let read = self
-            .read
-            .iter()
-            .filter(|(name, _)| self.changed.find(name).is_none());
         let set = self
             .changed
             .iter()
             .filter_map(|(name, value)| Some((name, value?.as_bytes())));
-        read.chain(set)
+        self.read.iter().chain(set)
     }
 
     /// Every value of `name` as Envoy now has it, in order.
@@ -72,7 +69,8 @@ impl RequestHeaders {
         name: &'n str,
     ) -> impl Iterator<Item = &'a [u8]> + Clone + 'n {
         let changed = self.changed.find(name);
-        let read = self.read.values(name).filter(move |_| changed.is_none());
+        // A changed name's read copies are hidden: `read` yields none.
+        let read = self.read.values(name);
         let set = changed.and_then(|value| Some(value?.as_bytes()));
         read.chain(set)
     }
@@ -91,23 +89,22 @@ impl RequestHeaders {
     pub fn set(&mut self, name: &str, value: Option<&str>) {
         // Envoy's replace scans the map for copies to drop first: a header
         // known to be absent is added, and removing one costs nothing.
-        let changed = self.changed.position(name);
-        let present = match changed {
-            Some(i) => self.changed.is_set(i),
-            None => self.read.values(name).next().is_some(),
-        };
-        match (value, present) {
+        match (value, self.record(name, value)) {
             (Some(value), false) => host::add_request_header(name, value),
             (None, false) => {}
             (value, true) => host::set_request_header(name, value),
         }
-        self.changed.record(changed, name, value);
     }
 
-    #[cfg(test)]
-    fn record(&mut self, name: &str, value: Option<&str>) {
-        self.changed
-            .record(self.changed.position(name), name, value);
+    /// Records `name`'s new value in the view; whether Envoy had the header.
+    fn record(&mut self, name: &str, value: Option<&str>) -> bool {
+        let changed = self.changed.position(name);
+        let present = match changed {
+            Some(i) => self.changed.is_set(i),
+            None => self.read.hide(name),
+        };
+        self.changed.record(changed, name, value);
+        present
     }
 }
 
@@ -118,6 +115,8 @@ impl RequestHeaders {
 struct Changes {
     text: String,
     entries: Vec<Change>,
+    /// The entries' names: most names looked up were never changed.
+    names: NameFilter,
 }
 
 #[derive(Debug)]
@@ -130,25 +129,17 @@ struct Change {
     value: Option<Range<usize>>,
 }
 
-/// A name's length with its last and middle bytes: the header names of a
-/// request (`x-feature-…` and the like) mostly differ in one of them.
-fn fingerprint(name: &str) -> u32 {
-    let bytes = name.as_bytes();
-    let at = |i: usize| u32::from(bytes.get(i).copied().unwrap_or(0));
-    let len = bytes.len();
-    (len as u32 & 0xffff) | at(len.wrapping_sub(1)) << 16 | at(len / 2) << 24
-}
-
 impl Changes {
     fn text(&self, range: &Range<usize>) -> &str {
         self.text.get(range.clone()).unwrap_or_default()
     }
 
     fn position(&self, name: &str) -> Option<usize> {
-        if self.entries.is_empty() {
+        let fingerprint = fingerprint(name.as_bytes());
+        if !self.names.may_contain(fingerprint) {
             return None;
         }
-        let (text, fingerprint) = (self.text.as_bytes(), fingerprint(name));
+        let text = self.text.as_bytes();
         self.entries.iter().position(|c| {
             c.fingerprint == fingerprint && text.get(c.name.clone()) == Some(name.as_bytes())
         })
@@ -191,7 +182,8 @@ impl Changes {
                 }
             }
             None => {
-                let fingerprint = fingerprint(name);
+                let fingerprint = fingerprint(name.as_bytes());
+                self.names.insert(fingerprint);
                 let name = self.push(name);
                 self.entries.push(Change {
                     name,
@@ -240,7 +232,7 @@ mod tests {
 
     #[test]
     fn names_with_the_same_fingerprint_stay_apart() {
-        assert_eq!(fingerprint("abcde"), fingerprint("xbcde"));
+        assert_eq!(fingerprint(b"abcde"), fingerprint(b"xbcde"));
         let mut headers = view(&[]);
         headers.record("abcde", Some("1"));
         headers.record("xbcde", Some("2"));
@@ -249,6 +241,36 @@ mod tests {
         assert_eq!(headers.text("xbcde"), Some("2"));
         assert_eq!(headers.text("abcd"), None);
         assert_eq!(headers.iter().count(), 2);
+    }
+
+    #[test]
+    fn a_change_knows_whether_envoy_had_the_header() {
+        let mut headers = view(&[("x-a", b"0"), ("x-a", b"00")]);
+        assert!(headers.record("x-a", Some("1")));
+        assert_eq!(headers.values("x-a").collect::<Vec<_>>(), vec![&b"1"[..]]);
+        assert!(headers.record("x-a", None));
+        assert!(!headers.record("x-a", Some("2")));
+        assert!(!headers.record("x-b", None));
+        assert!(!headers.record("x-b", Some("3")));
+        let all: Vec<_> = headers.iter().collect();
+        assert_eq!(all, vec![("x-a", &b"2"[..]), ("x-b", b"3")]);
+    }
+
+    #[test]
+    fn many_changes_are_all_found() {
+        let mut headers = view(&[("x-read", b"r")]);
+        let names: Vec<String> = (0..200).map(|i| format!("x-h{i}")).collect();
+        for (i, name) in names.iter().enumerate() {
+            headers.record(name, Some(&i.to_string()));
+        }
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(headers.text(name), Some(i.to_string().as_str()));
+        }
+        for i in 200..400 {
+            assert_eq!(headers.text(&format!("x-h{i}")), None);
+        }
+        assert_eq!(headers.text("x-read"), Some("r"));
+        assert_eq!(headers.iter().count(), 201);
     }
 
     #[test]

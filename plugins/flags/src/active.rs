@@ -4,6 +4,7 @@
 use crate::config::FlagsConfig;
 use crate::metrics::{Registry, Series};
 use meshguard_api::flags::FlagDefinition;
+use meshguard_plugin_kit::name_filter::{fingerprint, NameFilter};
 use meshguard_policy::flags::{Flag, FlagSet, Rejected};
 
 pub struct ActiveFlag {
@@ -30,6 +31,9 @@ pub struct ActiveSet {
     /// The header names a flag of this set is sent in that no strip prefix
     /// covers (client-sent copies of the others go with their prefix).
     pub unprefixed_headers: Vec<String>,
+    /// Every name the request pass compares a header's name with, other
+    /// than the strip prefixes: most headers are none of them.
+    pub names_of_interest: NameFilter,
 }
 
 impl ActiveSet {
@@ -73,12 +77,29 @@ impl ActiveSet {
             .iter()
             .map(|f| f.header.clone())
             .filter(|h| !prefixes.iter().any(|p| h.starts_with(p.as_str())))
-            .collect();
+            .collect::<Vec<String>>();
+        let mut names_of_interest = NameFilter::default();
+        let config_names = [
+            Some(config.targeting_key_header.as_str()),
+            Some(config.tier_header.as_str()),
+            config.groups_header.as_deref(),
+            config.summary_header.as_deref(),
+            Some(":path"),
+        ];
+        let set_names = headers_read.iter().chain(&unprefixed_headers);
+        for name in config_names
+            .into_iter()
+            .flatten()
+            .chain(set_names.map(String::as_str))
+        {
+            names_of_interest.insert(fingerprint(name.as_bytes()));
+        }
         (
             ActiveSet {
                 flags,
                 headers_read,
                 unprefixed_headers,
+                names_of_interest,
             },
             rejected,
         )

@@ -5,6 +5,7 @@
 use crate::metrics::Series;
 use crate::root::Runtime;
 use meshguard_plugin_kit::host;
+use meshguard_plugin_kit::name_filter::fingerprint;
 use meshguard_plugin_kit::request_headers::RequestHeaders;
 use meshguard_policy::flags::Subject;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -49,6 +50,17 @@ impl FlagsFilter {
         let mut read: Vec<(&str, &str)> = Vec::new();
         let mut spoofed: Vec<String> = Vec::new();
         for (name, value) in headers.iter() {
+            let prefixed = runtime
+                .strip_prefixes
+                .iter()
+                .any(|p| name.starts_with(p.as_str()));
+            if !prefixed
+                && !active
+                    .names_of_interest
+                    .may_contain(fingerprint(name.as_bytes()))
+            {
+                continue;
+            }
             if name == config.targeting_key_header {
                 key = text(value).filter(|v| !v.is_empty());
             } else if name == config.tier_header {
@@ -63,10 +75,7 @@ impl FlagsFilter {
                     read.push((name, value));
                 }
             }
-            let ours = runtime
-                .strip_prefixes
-                .iter()
-                .any(|p| name.starts_with(p.as_str()))
+            let ours = prefixed
                 || config.summary_header.as_deref() == Some(name)
                 || active.unprefixed_headers.iter().any(|h| h == name);
             if ours && !spoofed.iter().any(|s| s == name) {

@@ -203,8 +203,10 @@ pub struct HeaderPairs {
     /// policies of a request look headers up dozens of times, and walking
     /// the serialized form again for each lookup cost more than the lookups.
     entries: Vec<Entry>,
-    /// Every name read: most names looked up are absent.
-    names: NameFilter,
+    /// Every name read, filtered once the view starts changing headers:
+    /// most names set then are absent. (A plugin that only looks a few
+    /// names up, like the standalone rate limiter, never builds it.)
+    names: Cell<Option<NameFilter>>,
     names_are_text: Cell<Option<bool>>,
 }
 
@@ -225,15 +227,10 @@ impl HeaderPairs {
     /// value length) pair per entry, then each name and value NUL-terminated.
     /// A map cut short keeps the entries that are whole.
     pub fn from_serialized(raw: Vec<u8>) -> HeaderPairs {
-        let entries = index(&raw);
-        let mut names = NameFilter::default();
-        for entry in &entries {
-            names.insert(fingerprint(raw.get(range(entry.name)).unwrap_or_default()));
-        }
         HeaderPairs {
+            entries: index(&raw),
             raw,
-            entries,
-            names,
+            names: Cell::new(None),
             names_are_text: Cell::new(None),
         }
     }
@@ -303,9 +300,13 @@ impl HeaderPairs {
         name: &'n str,
     ) -> impl Iterator<Item = &'a [u8]> + Clone + 'n {
         let name = name.as_bytes();
-        let entries = match self.names.may_contain(fingerprint(name)) {
-            true => self.entries.as_slice(),
-            false => &[],
+        let absent = self
+            .names
+            .get()
+            .is_some_and(|names| !names.may_contain(fingerprint(name)));
+        let entries = match absent {
+            true => &[],
+            false => self.entries.as_slice(),
         };
         entries
             .iter()
@@ -316,7 +317,7 @@ impl HeaderPairs {
     /// Hides every `name` header from `iter` and `values` (the request
     /// view has replaced or removed them); whether there was one.
     pub fn hide(&mut self, name: &str) -> bool {
-        if !self.names.may_contain(fingerprint(name.as_bytes())) {
+        if !self.name_filter().may_contain(fingerprint(name.as_bytes())) {
             return false;
         }
         let mut found = false;
@@ -327,6 +328,18 @@ impl HeaderPairs {
             }
         }
         found
+    }
+
+    fn name_filter(&self) -> NameFilter {
+        if let Some(names) = self.names.get() {
+            return names;
+        }
+        let mut names = NameFilter::default();
+        for entry in &self.entries {
+            names.insert(fingerprint(self.bytes(entry.name)));
+        }
+        self.names.set(Some(names));
+        names
     }
 }
 

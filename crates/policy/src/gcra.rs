@@ -11,6 +11,8 @@
 //! Lua script uses microseconds, with exactly this arithmetic), so the module
 //! stays free of clocks and I/O.
 
+use crate::mul::saturating_mul;
+
 /// `limit` tokens per `period` ticks, at most `burst` of them at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
@@ -58,7 +60,7 @@ impl Quota {
 
     /// How far the TAT may run ahead of now (`tau = T * burst`).
     pub fn delay_tolerance(&self) -> u64 {
-        self.emission_interval().saturating_mul(self.burst)
+        saturating_mul(self.emission_interval(), self.burst)
     }
 }
 
@@ -100,7 +102,7 @@ pub fn decide(quota: &Quota, stored_tat: Option<u64>, now: u64, cost: u64) -> De
             retry_after: None,
         };
     }
-    let new_tat = tat.saturating_add(t.saturating_mul(cost));
+    let new_tat = tat.saturating_add(saturating_mul(t, cost));
     let allow_at = new_tat.saturating_sub(tau);
     if allow_at <= now {
         let (remaining, reset_after) = state_after(new_tat);
@@ -158,7 +160,7 @@ pub fn decide_all(buckets: &[(Quota, Option<u64>)], now: u64, cost: u64) -> Vec<
 /// never before `now` (a bucket cannot be fuller than full).
 pub fn refund(quota: &Quota, stored_tat: u64, now: u64, tokens: u64) -> u64 {
     stored_tat
-        .saturating_sub(quota.emission_interval().saturating_mul(tokens))
+        .saturating_sub(saturating_mul(quota.emission_interval(), tokens))
         .max(now)
 }
 

@@ -7,6 +7,7 @@
 //! with another seed, so being inside the rollout says nothing about the
 //! variant (a reused hash would give the rolled-out users the low buckets).
 
+use crate::mul::mul_shr32;
 use std::hash::Hasher;
 
 /// flagd's `fractional` seed.
@@ -24,8 +25,7 @@ pub fn murmur3_32(data: &[u8], seed: u32) -> u32 {
 
 /// `(hash * total) >> 32`: a bucket in `0..total`.
 pub fn scale(hash: u32, total: u64) -> u64 {
-    let scaled = (u128::from(hash) * u128::from(total)) >> 32;
-    u64::try_from(scaled).unwrap_or(u64::MAX)
+    mul_shr32(hash, total)
 }
 
 /// The bucketing input: `salt` then the subject's key, with no separator

@@ -8,6 +8,7 @@
 
 use super::{Bucket, BucketState};
 use crate::gcra::{decide, decide_all, refund, Decision};
+use crate::mul::saturating_mul;
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -223,7 +224,7 @@ pub fn adjust(bucket: &Bucket, tat: Option<u64>, now: u64, delta: i64) -> u64 {
     let most = now
         .saturating_add(quota.delay_tolerance())
         .saturating_add(bucket.window_us);
-    tat.saturating_add(quota.emission_interval().saturating_mul(tokens))
+    tat.saturating_add(saturating_mul(quota.emission_interval(), tokens))
         .min(most)
 }
 

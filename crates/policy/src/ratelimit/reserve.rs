@@ -13,6 +13,7 @@
 //! without reserves.
 
 use crate::gcra::{decide, Decision, Quota};
+use crate::mul::saturating_mul;
 
 /// A batch is at most this fraction of a bucket's burst, so a small bucket
 /// (a free tier's 10 per minute) is never batched at all.
@@ -47,7 +48,7 @@ impl<const N: usize> Reserve<N> {
         std::array::from_fn(|i| {
             let quota = &self.quotas[i];
             let tat =
-                self.tats[i].saturating_sub(quota.emission_interval().saturating_mul(self.left));
+                self.tats[i].saturating_sub(saturating_mul(quota.emission_interval(), self.left));
             decide(quota, Some(tat), now, 0)
         })
     }

@@ -3,7 +3,7 @@
 //! unwrap, and their `String` variants panic on non-UTF-8 header bytes).
 
 use crate::config::{self, Validate};
-use crate::name_filter::{fingerprint, NameFilter};
+use crate::name_filter::{fingerprint, Name, NameFilter};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::BufferType;
 use serde::de::DeserializeOwned;
@@ -113,13 +113,26 @@ pub fn call_response_header(name: &str) -> Option<Vec<u8>> {
     map_value(CALL_RESPONSE_HEADERS, name)
 }
 
-/// An Envoy attribute such as `["cluster_name"]` or `["response", "code"]`.
-pub fn property(path: Vec<&str>) -> Option<Vec<u8>> {
-    hostcalls::get_property(path).ok().flatten()
+/// An Envoy attribute by its path, the segments separated by NUL bytes
+/// (`b"response\0code"`): written out, the path costs no allocation, and
+/// any status but success (where the SDK's `get_property` panics on some)
+/// reads as absent.
+pub fn property(path: &[u8]) -> Option<Vec<u8>> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: as in `map_value`.
+    unsafe {
+        if proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) != STATUS_OK
+            || data.is_null()
+        {
+            return None;
+        }
+        Some(Vec::from_raw_parts(data, size, size))
+    }
 }
 
 /// An integer attribute (Envoy encodes them as 8 little-endian bytes).
-pub fn int_property(path: Vec<&str>) -> Option<i64> {
+pub fn int_property(path: &[u8]) -> Option<i64> {
     let bytes: [u8; 8] = property(path)?.try_into().ok()?;
     Some(i64::from_le_bytes(bytes))
 }
@@ -163,6 +176,13 @@ extern "C" {
         key_size: usize,
         value_data: *const u8,
         value_size: usize,
+    ) -> u32;
+    #[allow(clashing_extern_declarations)]
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
     ) -> u32;
     #[allow(clashing_extern_declarations)]
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
@@ -316,13 +336,13 @@ impl HeaderPairs {
 
     /// Hides every `name` header from `iter` and `values` (the request
     /// view has replaced or removed them); whether there was one.
-    pub fn hide(&mut self, name: &str) -> bool {
-        if !self.name_filter().may_contain(fingerprint(name.as_bytes())) {
+    pub fn hide(&mut self, name: Name) -> bool {
+        if !self.name_filter().may_contain(name.fingerprint) {
             return false;
         }
         let mut found = false;
         for entry in &mut self.entries {
-            if !entry.hidden && is_named(&self.raw, entry, name.as_bytes()) {
+            if !entry.hidden && is_named(&self.raw, entry, name.text.as_bytes()) {
                 entry.hidden = true;
                 found = true;
             }
@@ -430,9 +450,9 @@ mod tests {
     #[test]
     fn hidden_headers_are_neither_listed_nor_found() {
         let mut map = HeaderPairs::from_list(&[("a", b"1"), ("bb", b"2"), ("a", b"3")]);
-        assert!(map.hide("a"));
-        assert!(!map.hide("a"));
-        assert!(!map.hide("absent"));
+        assert!(map.hide(Name::new("a")));
+        assert!(!map.hide(Name::new("a")));
+        assert!(!map.hide(Name::new("absent")));
         assert_eq!(map.values("a").count(), 0);
         assert_eq!(map.iter().collect::<Vec<_>>(), vec![("bb", &b"2"[..])]);
     }

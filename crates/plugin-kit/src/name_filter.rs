@@ -11,6 +11,23 @@ pub fn fingerprint(name: &[u8]) -> u32 {
     (len as u32 & 0xffff) | at(len.wrapping_sub(1)) << 16 | at(len / 2) << 24
 }
 
+/// A header name with its fingerprint, computed once for the lookups of
+/// one change.
+#[derive(Debug, Clone, Copy)]
+pub struct Name<'a> {
+    pub text: &'a str,
+    pub fingerprint: u32,
+}
+
+impl<'a> Name<'a> {
+    pub fn new(text: &'a str) -> Name<'a> {
+        Name {
+            text,
+            fingerprint: fingerprint(text.as_bytes()),
+        }
+    }
+}
+
 /// A one-word Bloom filter over fingerprints: "absent" is certain, "maybe"
 /// means look.
 #[derive(Debug, Default, Clone, Copy)]

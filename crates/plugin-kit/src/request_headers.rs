@@ -5,7 +5,7 @@
 //! single-module build reads it once for all four policies.
 
 use crate::host::{self, HeaderPairs};
-use crate::name_filter::{fingerprint, NameFilter};
+use crate::name_filter::{Name, NameFilter};
 use std::cell::Cell;
 use std::ops::Range;
 
@@ -98,6 +98,7 @@ impl RequestHeaders {
 
     /// Records `name`'s new value in the view; whether Envoy had the header.
     fn record(&mut self, name: &str, value: Option<&str>) -> bool {
+        let name = Name::new(name);
         let changed = self.changed.position(name);
         let present = match changed {
             Some(i) => self.changed.is_set(i),
@@ -134,20 +135,20 @@ impl Changes {
         self.text.get(range.clone()).unwrap_or_default()
     }
 
-    fn position(&self, name: &str) -> Option<usize> {
-        let fingerprint = fingerprint(name.as_bytes());
-        if !self.names.may_contain(fingerprint) {
+    fn position(&self, name: Name) -> Option<usize> {
+        if !self.names.may_contain(name.fingerprint) {
             return None;
         }
         let text = self.text.as_bytes();
         self.entries.iter().position(|c| {
-            c.fingerprint == fingerprint && text.get(c.name.clone()) == Some(name.as_bytes())
+            c.fingerprint == name.fingerprint
+                && text.get(c.name.clone()) == Some(name.text.as_bytes())
         })
     }
 
     /// `Some(value)` when `name` was changed: the value set, or `None` if removed.
     fn find(&self, name: &str) -> Option<Option<&str>> {
-        let change = self.entries.get(self.position(name)?)?;
+        let change = self.entries.get(self.position(Name::new(name))?)?;
         Some(change.value.as_ref().map(|v| self.text(v)))
     }
 
@@ -173,7 +174,7 @@ impl Changes {
     }
 
     /// Records `name`'s new value; `at` is its entry's `position`, if any.
-    fn record(&mut self, at: Option<usize>, name: &str, value: Option<&str>) {
+    fn record(&mut self, at: Option<usize>, name: Name, value: Option<&str>) {
         let value = value.map(|v| self.push(v));
         match at {
             Some(i) => {
@@ -182,9 +183,9 @@ impl Changes {
                 }
             }
             None => {
-                let fingerprint = fingerprint(name.as_bytes());
+                let fingerprint = name.fingerprint;
                 self.names.insert(fingerprint);
-                let name = self.push(name);
+                let name = self.push(name.text);
                 self.entries.push(Change {
                     name,
                     fingerprint,
@@ -232,6 +233,7 @@ mod tests {
 
     #[test]
     fn names_with_the_same_fingerprint_stay_apart() {
+        use crate::name_filter::fingerprint;
         assert_eq!(fingerprint(b"abcde"), fingerprint(b"xbcde"));
         let mut headers = view(&[]);
         headers.record("abcde", Some("1"));

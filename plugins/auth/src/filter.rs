@@ -147,7 +147,7 @@ impl AuthFilter {
         let header = |name: &Option<String>| headers.text(name.as_deref()?);
         let ip = match header(&ac.client_ip_header) {
             Some(list) => list.split(',').next().map(|s| s.trim().to_string()),
-            None => host::property(vec!["source", "address"])
+            None => host::property(b"source\0address")
                 .and_then(|a| String::from_utf8(a).ok())
                 .map(|a| activity::client_ip(&a)),
         };

@@ -158,7 +158,7 @@ impl HttpContext for FlagsFilter {
             return Action::Continue;
         }
         // Only responses from an upstream: a local reply says nothing about a variant.
-        if host::property(vec!["upstream", "address"]).is_none() {
+        if host::property(b"upstream\0address").is_none() {
             return Action::Continue;
         }
         let elapsed_ms = host::now_unix_nanos().saturating_sub(self.started_nanos) / 1_000_000;

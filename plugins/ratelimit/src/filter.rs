@@ -325,8 +325,7 @@ impl RateLimitFilter {
             return Action::Continue;
         };
         self.cost = rt.costs.of(headers.text(":path").unwrap_or("/"));
-        let peer =
-            || host::property(vec!["source", "address"]).and_then(|p| String::from_utf8(p).ok());
+        let peer = || host::property(b"source\0address").and_then(|p| String::from_utf8(p).ok());
         let identity = Rc::new(identify(&rt.config, headers, peer));
         self.identity = Some(Rc::clone(&identity));
         let arrived_us = headers.arrival_nanos() / 1_000;

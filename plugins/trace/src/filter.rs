@@ -142,8 +142,8 @@ impl HttpContext for TraceFilter {
             end_unix_nanos: host::now_unix_nanos(),
             method: open.method,
             path: open.path,
-            status: host::int_property(vec!["response", "code"]),
-            upstream_cluster: host::property(vec!["xds", "cluster_name"])
+            status: host::int_property(b"response\0code"),
+            upstream_cluster: host::property(b"xds\0cluster_name")
                 .and_then(|c| String::from_utf8(c).ok()),
         };
         let kept = runtime

@@ -10,17 +10,21 @@ use meshguard_policy::flags::{Flag, FlagSet, Rejected};
 pub struct ActiveFlag {
     pub flag: Flag,
     pub header: String,
-    /// Stats per variant name.
-    series: Vec<(String, Series)>,
+    variants: Vec<VariantOutput>,
+}
+
+/// What a request that gets a variant adds: its stats and its entry in the
+/// summary header, written out once per snapshot.
+pub struct VariantOutput {
+    name: String,
+    pub series: Series,
+    /// `<flag key>=<variant>`.
+    pub summary_entry: String,
 }
 
 impl ActiveFlag {
-    pub fn series(&self, variant: &str) -> Series {
-        self.series
-            .iter()
-            .find(|(v, _)| v == variant)
-            .map(|(_, s)| *s)
-            .unwrap_or_default()
+    pub fn output(&self, variant: &str) -> Option<&VariantOutput> {
+        self.variants.iter().find(|v| v.name == variant)
     }
 }
 
@@ -61,11 +65,12 @@ impl ActiveSet {
                     .unwrap_or_default();
                 ActiveFlag {
                     header: config.header_for(flag.key()),
-                    series: variants
+                    variants: variants
                         .into_iter()
-                        .map(|v| {
-                            let series = registry.series(flag.key(), &v);
-                            (v, series)
+                        .map(|name| VariantOutput {
+                            series: registry.series(flag.key(), &name),
+                            summary_entry: format!("{}={name}", flag.key()),
+                            name,
                         })
                         .collect(),
                     flag: flag.clone(),

@@ -122,18 +122,25 @@ impl FlagsFilter {
             0
         });
         self.exposed.clear();
+        self.exposed.reserve(active.flags.len());
         for (entry, variant) in active.flags.iter().zip(variants) {
             headers.set(&entry.header, Some(variant));
-            let series = entry.series(variant);
+            let output = entry.output(variant);
+            let series = output.map_or_else(Series::default, |o| o.series);
             series.expose();
             self.exposed.push(series);
             if config.summary_header.is_some() {
                 if !summary.is_empty() {
                     summary.push(',');
                 }
-                summary.push_str(entry.flag.key());
-                summary.push('=');
-                summary.push_str(variant);
+                match output {
+                    Some(o) => summary.push_str(&o.summary_entry),
+                    None => {
+                        summary.push_str(entry.flag.key());
+                        summary.push('=');
+                        summary.push_str(variant);
+                    }
+                }
             }
         }
         if let Some(name) = &config.summary_header {

@@ -13,4 +13,5 @@ pub mod native;
 pub mod propagation;
 pub mod report;
 pub mod token;
+pub mod wasm_instructions;
 pub mod wasm_profile;

@@ -8,7 +8,9 @@ use meshguard_harness::bench::load::{self, HeyRun};
 use meshguard_harness::bench::measure::{cpu_nanos, pin, rss_kib};
 use meshguard_harness::bench::report::{percentile, summarize, table, Summary};
 use meshguard_harness::bench::token::{DevKey, ISSUER};
-use meshguard_harness::bench::{accuracy, instructions, native, propagation, wasm_profile};
+use meshguard_harness::bench::{
+    accuracy, instructions, native, propagation, wasm_instructions, wasm_profile,
+};
 use meshguard_harness::envoy::{Envoy, EnvoySpec, Plugin};
 use meshguard_harness::http::Request;
 use meshguard_harness::paths::{built_plugins, workspace_root};
@@ -1002,7 +1004,7 @@ fn profile_figure(baseline: Option<&Path>) -> String {
             ]
         })
         .collect();
-    format!(
+    let sampled = format!(
         "## Wasm profile of the single-module chain\n\nThe benchmark's request replayed {REQUESTS} times \
          under Node's V8 (`--no-liftoff`, as in Envoy) with the stand-in host of \
          `bench/wasm-profile/host.mjs`; V8's sampling profiler, self time of each Rust function \
@@ -1012,6 +1014,45 @@ fn profile_figure(baseline: Option<&Path>) -> String {
         profile.host_calls,
         before.unwrap_or_default(),
         table(&["function", "share of Wasm time", "µs/request"], &rows)
+    );
+    sampled + &instructions_by_function(&wasm, &config, token)
+}
+
+/// The single module's Wasm instructions per request by function
+/// (`wasm_instructions`).
+fn instructions_by_function(wasm: &Path, config: &str, token: &str) -> String {
+    let heading = "## Wasm instructions per request by function";
+    let counted = match wasm_instructions::measure(wasm, config, token) {
+        Ok(c) => c,
+        Err(e) => return format!("{heading}\n\nnot measured: {e}\n\n"),
+    };
+    let row = |name: String, c: &wasm_instructions::Cost| {
+        vec![
+            name,
+            format!("{:.0}", c.instructions),
+            format!("{:.1}", c.i1_misses),
+            format!("{:.1}", c.d1_misses),
+        ]
+    };
+    let mut rows = vec![row(
+        "**all of the module's functions**".into(),
+        &counted.total,
+    )];
+    rows.extend(
+        counted
+            .functions
+            .iter()
+            .take(30)
+            .map(|(name, c)| row(format!("`{name}`"), c)),
+    );
+    format!(
+        "{heading}\n\nThe same request under Node's V8 and callgrind, two runs (1,000 and 5,000 \
+         requests) differenced; each function's own instructions and cache misses per request, \
+         charged through V8's jump table (see `tests/src/bench/wasm_instructions.rs`).\n\n{}\n",
+        table(
+            &["function", "instructions", "I1 misses", "D1 misses"],
+            &rows
+        )
     )
 }
 

@@ -59,23 +59,23 @@ impl HttpContext for ChainFilter {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
         // One read of the header map for every stage; each sees the changes
         // of the stages before it (the rate limiter reads auth's identity).
-        let headers = &mut RequestHeaders::fetch();
+        let mut headers = RequestHeaders::fetch();
         self.ran = 1;
         if let Some(f) = &mut self.trace {
-            if f.on_request_headers(headers) == Action::Pause {
+            if f.on_request_headers(&mut headers) == Action::Pause {
                 return Action::Pause;
             }
         }
         self.ran = 2;
         if let Some(f) = &mut self.auth {
-            if f.on_request_headers(headers) == Action::Pause {
+            if f.on_request_headers(&mut headers) == Action::Pause {
                 return Action::Pause;
             }
         }
         self.ran = 3;
         let mut waiting = false;
         if let Some(f) = &mut self.ratelimit {
-            if f.on_request_headers(headers) == Action::Pause {
+            if f.on_request_headers(&headers) == Action::Pause {
                 if !f.is_waiting() {
                     return Action::Pause;
                 }
@@ -85,6 +85,7 @@ impl HttpContext for ChainFilter {
             }
         }
         self.ran = 4;
+        // The last stage: it takes the view (see `into_last_writes`).
         if let Some(f) = &mut self.flags {
             if f.on_request_headers(headers) == Action::Pause {
                 return Action::Pause;

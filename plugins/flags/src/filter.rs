@@ -34,7 +34,7 @@ impl Context for FlagsFilter {}
 impl FlagsFilter {
     /// Evaluates every flag for the request in `headers` (shared with the
     /// other policies in the single-module build) and sets the result headers.
-    pub fn on_request_headers(&mut self, headers: &mut RequestHeaders) -> Action {
+    pub fn on_request_headers(&mut self, headers: RequestHeaders) -> Action {
         let Some(runtime) = self.runtime.clone() else {
             return Action::Continue;
         };
@@ -113,6 +113,7 @@ impl FlagsFilter {
             .map(|entry| entry.flag.evaluate(&subject).variant)
             .collect();
 
+        let mut headers = headers.into_last_writes();
         for name in &spoofed {
             headers.set(name, None);
         }
@@ -157,7 +158,7 @@ impl FlagsFilter {
 
 impl HttpContext for FlagsFilter {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
-        self.on_request_headers(&mut RequestHeaders::fetch())
+        self.on_request_headers(RequestHeaders::fetch())
     }
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {

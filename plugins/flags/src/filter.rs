@@ -50,10 +50,7 @@ impl FlagsFilter {
         let mut read: Vec<(&str, &str)> = Vec::new();
         let mut spoofed: Vec<String> = Vec::new();
         for (name, value) in headers.iter() {
-            let prefixed = runtime
-                .strip_prefixes
-                .iter()
-                .any(|p| name.starts_with(p.as_str()));
+            let prefixed = runtime.strip_prefixes.any_starts(name);
             if !prefixed
                 && !active
                     .names_of_interest

@@ -7,6 +7,7 @@ mod active;
 mod config;
 mod filter;
 mod metrics;
+mod prefixes;
 mod root;
 
 pub use config::FlagsConfig;

@@ -5,6 +5,7 @@ use crate::active::ActiveSet;
 use crate::config::FlagsConfig;
 use crate::filter::FlagsFilter;
 use crate::metrics::{Gauge, Registry};
+use crate::prefixes::Prefixes;
 use meshguard_api::flags::FlagSnapshot;
 use meshguard_plugin_kit::config::ConfigError;
 use meshguard_plugin_kit::host;
@@ -51,7 +52,7 @@ impl Stats {
 /// What every request of this worker reads.
 pub struct Runtime {
     pub config: FlagsConfig,
-    pub strip_prefixes: Vec<String>,
+    pub strip_prefixes: Prefixes,
     pub stats: Stats,
     /// Replaced whole by a snapshot; requests hold the set they started with.
     pub active: RefCell<Rc<ActiveSet>>,
@@ -153,7 +154,7 @@ impl Policy for FlagsRoot {
             self.client = Some(StateClient::new(sync.state.clone()));
         }
         self.runtime = Some(Rc::new(Runtime {
-            strip_prefixes: config.strip_prefixes(),
+            strip_prefixes: Prefixes::new(&config.strip_prefixes()),
             config,
             stats,
             active: RefCell::new(Rc::new(set)),

@@ -249,10 +249,11 @@ impl Flag {
     /// The variant of `split` for `key`; anonymous subjects only get one when
     /// every key would get the same.
     fn place<'a>(&'a self, split: &'a Split, key: Option<&str>) -> Option<&'a str> {
-        match key {
-            Some(key) => bucket::pick(self.input(key), &split.0).map(String::as_str),
-            None => split.sole_variant(),
+        // One weighted variant: every key lands on it, no hash needed.
+        if let Some(variant) = split.sole_variant() {
+            return Some(variant);
         }
+        bucket::pick(self.input(key?), &split.0).map(String::as_str)
     }
 }
 

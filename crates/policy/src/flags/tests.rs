@@ -523,3 +523,29 @@ fn unsupported_flagd_constructs_are_refused_naming_them() {
     .unwrap_err();
     assert_eq!(err.at, "version");
 }
+
+#[test]
+fn a_split_with_one_weighted_variant_gives_it_to_every_key_as_the_hash_would() {
+    let definition: FlagDefinition = serde_json::from_value(json!({
+        "key": "one-weighted",
+        "variants": {"on": true, "off": false, "spare": "x"},
+        "default_variant": "off",
+        "percentage": 100,
+        "weights": [{"variant": "spare", "weight": 0}, {"variant": "on", "weight": 3}]
+    }))
+    .unwrap();
+    let flag = Flag::compile(&definition).unwrap();
+    let weights = [("spare".to_string(), 0u32), ("on".to_string(), 3)];
+    for i in 0..200 {
+        let key = format!("user-{i}");
+        assert_eq!(flag.evaluate(&user(&key)).variant, "on");
+        let hashed = pick(
+            Input {
+                salt: "one-weighted",
+                key: &key,
+            },
+            &weights,
+        );
+        assert_eq!(hashed.map(String::as_str), Some("on"));
+    }
+}

@@ -94,13 +94,20 @@ impl RequestHeaders {
     /// Records `name`'s new value in the view; whether Envoy had the header.
     fn record(&mut self, name: &str, value: Option<&str>) -> bool {
         let name = Name::new(name);
+        let (changed, present) = self.before_change(name);
+        self.changed.record(changed, name, value);
+        present
+    }
+
+    /// Before `name` changes: its entry in the change log, if any, and
+    /// whether Envoy has it now. Its read copies are hidden from then on.
+    fn before_change(&mut self, name: Name) -> (Option<usize>, bool) {
         let changed = self.changed.position(name);
         let present = match changed {
             Some(i) => self.changed.is_set(i),
             None => self.read.hide(name),
         };
-        self.changed.record(changed, name, value);
-        present
+        (changed, present)
     }
 
     /// For the last policy to see the request: its writes go to Envoy
@@ -133,10 +140,7 @@ impl LastWrites {
     /// Whether Envoy may have `name` now; notes that it is being written.
     fn may_be_present(&mut self, name: &str) -> bool {
         let name = Name::new(name);
-        let earlier = match self.view.changed.position(name) {
-            Some(i) => self.view.changed.is_set(i),
-            None => self.view.read.hide(name),
-        };
+        let (_, earlier) = self.view.before_change(name);
         // When unsure, replace: Envoy's replace also adds an absent header.
         let present = earlier || self.written.may_contain(name.fingerprint);
         self.written.insert(name.fingerprint);

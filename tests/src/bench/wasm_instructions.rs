@@ -13,7 +13,7 @@
 //! order. The table's start is the 4 KiB-aligned address that maps the
 //! hottest slots onto the plugin's own functions.
 
-use crate::paths::workspace_root;
+use crate::bench::wasm_profile::run_stand_in_host;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::Command;
@@ -102,25 +102,12 @@ fn run_under_callgrind(
     requests: u32,
     out: &Path,
 ) -> Result<(), String> {
-    let status = Command::new("valgrind")
+    let mut valgrind = Command::new("valgrind");
+    valgrind
         .args(["--tool=callgrind", "--cache-sim=yes"])
         .arg(format!("--callgrind-out-file={}", out.display()))
-        .args(["node", "--no-liftoff", "--no-warnings"])
-        .arg(workspace_root().join("bench/wasm-profile/host.mjs"))
-        .arg(wasm)
-        .arg(config_file)
-        .arg(token)
-        .arg(requests.to_string())
-        .arg(WARM_UP.to_string())
-        .output()
-        .map_err(|e| format!("run valgrind: {e}"))?;
-    if !status.status.success() {
-        return Err(format!(
-            "node under callgrind failed: {}",
-            String::from_utf8_lossy(&status.stderr)
-        ));
-    }
-    Ok(())
+        .args(["node", "--no-liftoff", "--no-warnings"]);
+    run_stand_in_host(valgrind, wasm, config_file, token, requests, WARM_UP).map(drop)
 }
 
 /// The function names of the module's name section, and its imports.

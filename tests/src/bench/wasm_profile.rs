@@ -47,30 +47,17 @@ pub fn profile(
     let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
     let config_file = dir.path().join("config.json");
     std::fs::write(&config_file, config).map_err(|e| format!("write config: {e}"))?;
-    let output = Command::new("node")
-        .args([
-            "--no-liftoff",
-            "--no-warnings",
-            "--cpu-prof",
-            "--cpu-prof-interval",
-            "25",
-        ])
-        .arg("--cpu-prof-dir")
-        .arg(dir.path())
-        .arg(workspace_root().join("bench/wasm-profile/host.mjs"))
-        .arg(wasm)
-        .arg(&config_file)
-        .arg(token)
-        .arg(requests.to_string())
-        .arg(WARM_UP_REQUESTS.to_string())
-        .output()
-        .map_err(|e| format!("run node: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "the stand-in host failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
+    let mut node = Command::new("node");
+    node.args([
+        "--no-liftoff",
+        "--no-warnings",
+        "--cpu-prof",
+        "--cpu-prof-interval",
+        "25",
+    ])
+    .arg("--cpu-prof-dir")
+    .arg(dir.path());
+    let output = run_stand_in_host(node, wasm, &config_file, token, requests, WARM_UP_REQUESTS)?;
     let profile_file = std::fs::read_dir(dir.path())
         .map_err(|e| format!("read profile dir: {e}"))?
         .filter_map(Result::ok)
@@ -91,6 +78,34 @@ pub fn profile(
         functions,
         host_calls,
     })
+}
+
+/// Runs the stand-in host: `launcher` (Node with its options, or a tool
+/// running Node) followed by the host script and its arguments.
+pub(crate) fn run_stand_in_host(
+    mut launcher: Command,
+    wasm: &Path,
+    config_file: &Path,
+    token: &str,
+    requests: u32,
+    warm_up: u32,
+) -> Result<std::process::Output, String> {
+    let output = launcher
+        .arg(workspace_root().join("bench/wasm-profile/host.mjs"))
+        .arg(wasm)
+        .arg(config_file)
+        .arg(token)
+        .arg(requests.to_string())
+        .arg(warm_up.to_string())
+        .output()
+        .map_err(|e| format!("run {}: {e}", launcher.get_program().to_string_lossy()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "the stand-in host failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(output)
 }
 
 struct Node<'a> {

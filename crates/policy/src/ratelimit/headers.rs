@@ -14,9 +14,17 @@ fn seconds_ceil(ms: u64) -> u64 {
     ms.div_ceil(1_000)
 }
 
-/// Appends an sf-string: quoted, with `"` and `\` escaped.
+/// Appends an sf-string: quoted, with `"` and `\` escaped (characters an
+/// sf-string cannot hold are left out).
 fn push_sf_string(out: &mut String, name: &str) {
     out.push('"');
+    let plain = |b: &u8| (b' '..=b'~').contains(b) && *b != b'"' && *b != b'\\';
+    if name.bytes().all(|b| plain(&b)) {
+        // Every configured bucket name: copied as it is.
+        out.push_str(name);
+        out.push('"');
+        return;
+    }
     for c in name.chars().filter(|c| (' '..='~').contains(c)) {
         if c == '"' || c == '\\' {
             out.push('\\');

@@ -1,10 +1,12 @@
 //! Adds `x-bench-reference: 1` to every request: what a Rust proxy-wasm
 //! filter costs when it does almost nothing.
 //!
-//! Configured with `"<call> x<N>"` (e.g. `"request_header_present x20"`),
-//! it also makes that host call N times per request: `scripts/bench
-//! calibrate` divides the difference to the plain filter by N to get what
-//! one call costs (see `Call` for the calls).
+//! Configured with a list of `<call> x<N>` (e.g. `"request_header_add x1,
+//! clock x20"`), it makes exactly those host calls per request instead (see
+//! `Call` for the calls). `scripts/bench calibrate` divides the difference
+//! to the plain filter by N to get what one call costs; `scripts/bench
+//! plugins` runs it with the rate limiter's host calls and no logic, the
+//! floor under any filter that does the rate limiter's job through them.
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -14,11 +16,11 @@ use std::rc::Rc;
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Warn);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(Root { repeat: Rc::new(Repeat::default()) })
+        Box::new(Root { calls: None })
     });
 }}
 
-/// The host calls this filter can repeat.
+/// The host calls this filter can make.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Call {
     /// Read a request header the request carries (`x-auth-sub`): Envoy
@@ -62,23 +64,41 @@ impl Call {
     }
 }
 
-#[derive(Default)]
-struct Repeat {
-    call: Option<Call>,
-    times: usize,
+/// The host calls made per request, in order: `(call, times)`.
+struct Calls {
+    list: Vec<(Call, usize)>,
     counter: u32,
 }
 
-impl Repeat {
-    /// Makes the call `times` times if it belongs to the response phase
-    /// (`on_response`) or the request phase.
+impl Calls {
+    /// Parses `"<call> x<N>, <call> x<N>, ..."`.
+    fn parse(text: &str) -> Result<Vec<(Call, usize)>, String> {
+        text.split(',')
+            .map(|entry| {
+                let mut words = entry.split_whitespace();
+                let call = words.next().and_then(Call::parse);
+                let times = words
+                    .next()
+                    .and_then(|w| w.strip_prefix('x'))
+                    .and_then(|n| n.parse().ok());
+                match (call, times, words.next()) {
+                    (Some(call), Some(times), None) => Ok((call, times)),
+                    _ => Err(format!("{entry:?} is not \"<call> x<N>\"")),
+                }
+            })
+            .collect()
+    }
+
+    /// Makes the calls that belong to the response phase (`on_response`)
+    /// or to the request phase.
     fn run(&self, on_response: bool) {
-        let Some(call) = self.call else { return };
-        if (call == Call::ResponseHeaderAdd) != on_response {
-            return;
-        }
-        for _ in 0..self.times {
-            once(call, self.counter);
+        for &(call, times) in &self.list {
+            if (call == Call::ResponseHeaderAdd) != on_response {
+                continue;
+            }
+            for _ in 0..times {
+                once(call, self.counter);
+            }
         }
     }
 }
@@ -121,7 +141,8 @@ fn raw_header_map() -> Result<(), proxy_wasm::types::Status> {
 }
 
 struct Root {
-    repeat: Rc<Repeat>,
+    /// None: the plain filter (the marker header only).
+    calls: Option<Rc<Calls>>,
 }
 
 impl Context for Root {}
@@ -133,33 +154,26 @@ impl RootContext for Root {
         }
         let config = self.get_plugin_configuration().unwrap_or_default();
         let text = String::from_utf8_lossy(&config);
-        let mut words = text.trim().trim_matches('"').split_whitespace();
-        let call = words.next().and_then(Call::parse);
-        let times = words
-            .next()
-            .and_then(|w| w.strip_prefix('x'))
-            .and_then(|n| n.parse().ok());
-        let (Some(call), Some(times)) = (call, times) else {
-            let message = format!("bench reference: configuration {text:?} is not \"<call> x<N>\"");
-            let _ = hostcalls::log(LogLevel::Error, &message);
-            return false;
+        let list = match Calls::parse(text.trim().trim_matches('"')) {
+            Ok(list) => list,
+            Err(e) => {
+                let message = format!("bench reference: configuration: {e}");
+                let _ = hostcalls::log(LogLevel::Error, &message);
+                return false;
+            }
         };
         let counter = hostcalls::define_metric(MetricType::Counter, "bench_reference_calls")
             .unwrap_or_default();
-        if call == Call::SharedDataGet {
+        if list.iter().any(|(call, _)| *call == Call::SharedDataGet) {
             let _ = hostcalls::set_shared_data("bench-reference", Some(b"1"), None);
         }
-        self.repeat = Rc::new(Repeat {
-            call: Some(call),
-            times,
-            counter,
-        });
+        self.calls = Some(Rc::new(Calls { list, counter }));
         true
     }
 
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(AddHeader {
-            repeat: Rc::clone(&self.repeat),
+        Some(Box::new(Filter {
+            calls: self.calls.clone(),
         }))
     }
 
@@ -168,21 +182,61 @@ impl RootContext for Root {
     }
 }
 
-struct AddHeader {
-    repeat: Rc<Repeat>,
+struct Filter {
+    calls: Option<Rc<Calls>>,
 }
 
-impl Context for AddHeader {}
+impl Context for Filter {}
 
-impl HttpContext for AddHeader {
+impl HttpContext for Filter {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
-        self.set_http_request_header("x-bench-reference", Some("1"));
-        self.repeat.run(false);
+        match &self.calls {
+            Some(calls) => calls.run(false),
+            None => self.set_http_request_header("x-bench-reference", Some("1")),
+        }
         Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
-        self.repeat.run(true);
+        if let Some(calls) = &self.calls {
+            calls.run(true);
+        }
         Action::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_list_of_calls_in_order() {
+        let list = Calls::parse("request_header_map x1, clock x1,response_header_add x2").unwrap();
+        let expected = [
+            (Call::RequestHeaderMap, 1),
+            (Call::Clock, 1),
+            (Call::ResponseHeaderAdd, 2),
+        ];
+        assert_eq!(list.len(), expected.len());
+        for ((call, times), (want_call, want_times)) in list.iter().zip(expected) {
+            assert!(*call == want_call);
+            assert_eq!(*times, want_times);
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_call_and_a_count() {
+        for bad in [
+            "",
+            "clock",
+            "clock 20",
+            "clock x",
+            "nap x2",
+            "clock x1 x2",
+            "clock x1,",
+        ] {
+            let err = Calls::parse(bad).err();
+            assert!(err.is_some(), "{bad:?} parsed");
+        }
     }
 }

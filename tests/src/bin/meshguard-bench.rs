@@ -30,6 +30,12 @@ const SINGLE_WITHOUT_RATELIMIT_LABEL: &str = "Meshguard chain, single module wit
 const NATIVE_SAME_HEADERS_LABEL: &str =
     "native, also writing the single module's other 9 request and 2 response headers";
 const HYBRID_LABEL: &str = "ratelimit (hybrid, 10,000-token leases)";
+const RATELIMIT_LABEL: &str = "ratelimit (local)";
+const RATELIMIT_FLOOR_LABEL: &str = "ratelimit's host calls alone (reference filter, no logic)";
+/// The host calls `meshguard_ratelimit.wasm` makes per request in local and
+/// hybrid mode (one header-map read, the clock, `RateLimit-Policy` and
+/// `RateLimit`), for the reference filter to make with nothing around them.
+const RATELIMIT_HOST_CALLS: &str = "request_header_map x1, clock x1, response_header_add x2";
 const LOAD_CORE: usize = 1;
 
 #[derive(Parser)]
@@ -84,7 +90,8 @@ struct Cli {
     #[arg(long, global = true)]
     callgrind_dir: Option<PathBuf>,
     /// Only the plugin-figure configurations whose name contains one of
-    /// these (comma-separated); bare Envoy is always measured.
+    /// these (comma-separated); bare Envoy is always measured. For
+    /// `profile`: only these policies of the single module (e.g. `ratelimit`).
     #[arg(long, global = true, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -316,13 +323,18 @@ fn variants(
     let mut out = vec![variant("bare Envoy", vec![])];
     let reference = reference_wasm(cli);
     if reference.exists() {
+        let filter = |config: Option<&str>| Plugin {
+            name: "reference".into(),
+            path: reference.clone(),
+            config: config.map(String::from),
+        };
         out.push(variant(
             "trivial Rust filter (+1 header)",
-            vec![Plugin {
-                name: "reference".into(),
-                path: reference,
-                config: None,
-            }],
+            vec![filter(None)],
+        ));
+        out.push(variant(
+            RATELIMIT_FLOOR_LABEL,
+            vec![filter(Some(RATELIMIT_HOST_CALLS))],
         ));
     } else {
         notes.push(format!(
@@ -334,7 +346,7 @@ fn variants(
     for (name, label, plugin) in [
         ("trace", "trace", Fixture::trace as fn(&Fixture) -> Plugin),
         ("auth", "auth (HS256 token)", Fixture::auth),
-        ("ratelimit", "ratelimit (local)", Fixture::ratelimit),
+        ("ratelimit", RATELIMIT_LABEL, Fixture::ratelimit),
         (
             "ratelimit",
             "ratelimit (local, per-worker buckets)",
@@ -455,7 +467,7 @@ fn main() {
         report.push_str(&memory_figure());
     }
     if cli.area == Area::Profile {
-        report.push_str(&profile_figure(cli.baseline.as_deref()));
+        report.push_str(&profile_figure(cli.baseline.as_deref(), &cli.only));
     }
     if cli.area == Area::Calibrate {
         report.push_str(&calibrate_figure(&cli));
@@ -559,7 +571,7 @@ fn instructions_figure(cli: &Cli) -> String {
                 if i == 0 {
                     "–".into()
                 } else {
-                    format!("{:.2}×", added / native_added)
+                    ratio_cell(added / native_added)
                 },
             ]
         })
@@ -703,7 +715,7 @@ fn cache_table(variants: &[Variant], events: &[Vec<PerRequest>]) -> String {
                 format!("{:+.0}", added(&["ILmr", "DLmr", "DLmw"], i)),
                 format!("{:+.0}", added(&["Bcm", "Bim"], i)),
                 format!("{:+.0}", cycles(i)),
-                format!("{:.2}×", cycles(i) / native),
+                ratio_cell(cycles(i) / native),
             ]
         })
         .collect();
@@ -838,7 +850,7 @@ fn plugins_figure(cli: &Cli) -> (String, Value) {
             if i == 0 {
                 "–".into()
             } else {
-                format!("{:.2}×", added / native_added)
+                ratio_cell(added / native_added)
             },
             summarize(&s.rps).show(0),
             latency(&s.p50),
@@ -887,6 +899,18 @@ fn plugins_figure(cli: &Cli) -> (String, Value) {
              (the single module with and without its ratelimit section, round by round)",
             paired(per_round(with), per_round(without), |a, b| a - b).show_signed(1)
         ));
+    }
+    if let Some(floor) = index_of(RATELIMIT_FLOOR_LABEL) {
+        for label in [RATELIMIT_LABEL, HYBRID_LABEL] {
+            if let Some(i) = index_of(label) {
+                notes.push(format!(
+                    "{label} over its host calls alone (the reference filter making them): {} µs \
+                     per request, round by round; the host calls alone add {} µs",
+                    paired(per_round(i), per_round(floor), |a, b| a - b).show_signed(1),
+                    paired(per_round(floor), per_round(0), |a, b| a - b).show_signed(1)
+                ));
+            }
+        }
     }
     if let (Some(native), Some(single), Some(chain)) = (
         index_of(NATIVE_LABEL),
@@ -961,7 +985,8 @@ fn profile_wasm() -> PathBuf {
 
 /// The profile of the single-module build; with `baseline` (a directory
 /// holding an unstripped `meshguard_chain.wasm`), that build's Wasm time too.
-fn profile_figure(baseline: Option<&Path>) -> String {
+/// With `only` (policy names), the module runs those policies alone.
+fn profile_figure(baseline: Option<&Path>, only: &[String]) -> String {
     const REQUESTS: u32 = 100_000;
     let wasm = profile_wasm();
     if !wasm.exists() {
@@ -972,7 +997,9 @@ fn profile_figure(baseline: Option<&Path>) -> String {
     }
     let fixture = Fixture::new();
     let token = fixture.headers[0].trim_start_matches("authorization: Bearer ");
-    let config = fixture.single_module().config.unwrap_or_default();
+    let config = policies_only(fixture.single_module(), only)
+        .config
+        .unwrap_or_default();
     let profile = match wasm_profile::profile(&wasm, &config, token, REQUESTS) {
         Ok(p) => p,
         Err(e) => return format!("## Wasm profile\n\nnot measured: {e}\n\n"),
@@ -1016,6 +1043,26 @@ fn profile_figure(baseline: Option<&Path>) -> String {
         table(&["function", "share of Wasm time", "µs/request"], &rows)
     );
     sampled + &instructions_by_function(&wasm, &config, token)
+}
+
+/// The single module with every policy not named in `only` turned off
+/// (its section null); all of them when `only` is empty.
+fn policies_only(mut module: Plugin, only: &[String]) -> Plugin {
+    if only.is_empty() {
+        return module;
+    }
+    let mut config: Value = module
+        .config
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default();
+    for policy in ["trace", "auth", "ratelimit", "flags"] {
+        if !only.iter().any(|o| o == policy) {
+            config[policy] = Value::Null;
+        }
+    }
+    module.config = Some(config.to_string());
+    module
 }
 
 /// The single module's Wasm instructions per request by function
@@ -1107,7 +1154,10 @@ fn calibrate_figure(cli: &Cli) -> String {
         variant("trivial Rust filter (+1 header)".into(), vec![filter(None)]),
     ];
     for (call, _) in CALIBRATED_CALLS {
-        let config = format!("{call} x{CALIBRATION_REPEAT}");
+        // A configured filter makes only the calls listed: the plain
+        // filter's one header write comes first, so the two differ by the
+        // repeated call alone.
+        let config = format!("request_header_add x1, {call} x{CALIBRATION_REPEAT}");
         variants.push(variant(config.clone(), vec![filter(Some(config))]));
     }
     let mut notes = vec![];
@@ -1172,6 +1222,15 @@ fn push_notes(text: &mut String, mut notes: Vec<String>) {
         let _ = writeln!(text, "- {note}");
     }
     text.push('\n');
+}
+
+/// A "vs native" cell: "–" when the native set was not measured (`--only`).
+fn ratio_cell(ratio: f64) -> String {
+    if ratio.is_finite() {
+        format!("{ratio:.2}×")
+    } else {
+        "–".into()
+    }
 }
 
 /// A latency cell: "–" when the latency runs were skipped (`--cpu-only`).

@@ -121,6 +121,36 @@ fn anonymous_requests_are_keyed_on_the_client_address() {
 }
 
 #[test]
+fn a_limiter_keyed_on_the_peer_alone_ignores_every_client_header() {
+    let upstream = CostUpstream::start();
+    // No identity headers, costs or proxies: the plugin reads no request
+    // header, only the peer address.
+    let config = json!({
+        "identity": {"trust_auth_headers": false},
+        "tiers": {"anon": {"per_minute": 3, "per_hour": 10}},
+        "default_tier": "anon",
+    });
+    let envoy = start(config, upstream.port, None);
+    let requests = [
+        as_user("/api/x", "admin", "admin"),
+        Request::get("/api/y").header("x-forwarded-for", "6.6.6.6"),
+        Request::get("/api/ml/z"),
+    ];
+    for request in &requests {
+        assert_eq!(envoy.send(request).status, 200);
+    }
+    // Every request came from the same peer: one bucket, now empty.
+    for request in &requests {
+        let refused = envoy.send(request);
+        assert_limited(&refused, "minute");
+        assert_eq!(refused.json()["tier"], "anon");
+        assert_eq!(refused.json()["cost"], 1);
+    }
+    assert_eq!(envoy.plugin_stat("ratelimit.anon.allowed"), 3);
+    assert_eq!(envoy.plugin_stat("ratelimit.anon.denied"), 3);
+}
+
+#[test]
 fn real_cost_from_the_response_is_charged_after_it() {
     let upstream = CostUpstream::start();
     let config = json!({"response_cost_header": "x-meshguard-cost"});
@@ -286,17 +316,21 @@ fn shared_buckets_limit_per_envoy_across_workers() {
         .map(|i| as_user("/api/data/x", &format!("w{i}"), "free"))
         .collect();
     // Many fresh connections: the kernel spreads them over both workers.
-    let admitted: usize = std::thread::scope(|scope| {
+    let seen: Vec<Vec<u16>> = std::thread::scope(|scope| {
         let clients: Vec<_> = users
             .iter()
             .map(|user| {
                 let envoy = &envoy;
-                scope.spawn(move || count(&statuses(envoy, user, 15), 200))
+                scope.spawn(move || statuses(envoy, user, 15))
             })
             .collect();
-        clients.into_iter().map(|c| c.join().unwrap()).sum()
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
     });
-    assert_eq!(admitted, 40, "10 per user per Envoy");
+    // Admitted is anything but a 429: on a loaded machine the test upstream
+    // has been seen to let an admitted request time out (504).
+    let admitted: usize = seen.iter().map(|s| s.len() - count(s, 429)).sum();
+    assert_eq!(admitted, 40, "10 per user per Envoy: {seen:?}");
+    assert_eq!(envoy.plugin_stat("ratelimit.free.allowed"), 40);
     assert_eq!(envoy.plugin_stat("ratelimit.free.denied"), 20);
 }
 

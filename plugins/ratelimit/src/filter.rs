@@ -358,7 +358,11 @@ impl RateLimitFilter {
 
 impl HttpContext for RateLimitFilter {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
-        self.on_request_headers(&RequestHeaders::fetch())
+        let headers = match &self.runtime {
+            Some(rt) if !rt.config.reads_request_headers() => RequestHeaders::default(),
+            _ => RequestHeaders::fetch(),
+        };
+        self.on_request_headers(&headers)
     }
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {

@@ -36,6 +36,12 @@ const RATELIMIT_FLOOR_LABEL: &str = "ratelimit's host calls alone (reference fil
 /// hybrid mode (one header-map read, the clock, `RateLimit-Policy` and
 /// `RateLimit`), for the reference filter to make with nothing around them.
 const RATELIMIT_HOST_CALLS: &str = "request_header_map x1, clock x1, response_header_add x2";
+const RATELIMIT_PEER_LABEL: &str = "ratelimit (local, keyed on the peer)";
+const RATELIMIT_PEER_FLOOR_LABEL: &str =
+    "ratelimit's host calls alone, keyed on the peer (reference filter, no logic)";
+/// The same when the limiter keys on the peer alone: the `source.address`
+/// property instead of the header map.
+const RATELIMIT_PEER_HOST_CALLS: &str = "property x1, clock x1, response_header_add x2";
 const LOAD_CORE: usize = 1;
 
 #[derive(Parser)]
@@ -221,6 +227,13 @@ impl Fixture {
         ratelimit_local("worker")
     }
 
+    /// `ratelimit` keyed on the peer address alone: no request header read.
+    fn ratelimit_by_peer(&self) -> Plugin {
+        let mut config = ratelimit_local_config("shared");
+        config["identity"] = json!({"trust_auth_headers": false});
+        Plugin::new("ratelimit", Some(config))
+    }
+
     fn flags(&self) -> Plugin {
         let path = workspace_root().join("envoy/local/flags.json");
         let mut config: Value = std::fs::read_to_string(&path)
@@ -270,14 +283,17 @@ fn never_limited() -> Value {
 
 /// The rate limiter in local mode with a limit the load never reaches.
 fn ratelimit_local(buckets: &str) -> Plugin {
-    let config = json!({
+    Plugin::new("ratelimit", Some(ratelimit_local_config(buckets)))
+}
+
+fn ratelimit_local_config(buckets: &str) -> Value {
+    json!({
         "mode": "local",
         "local_buckets": buckets,
         "default_tier": "enterprise",
         "tiers": {"enterprise": never_limited()},
         "global": null,
-    });
-    Plugin::new("ratelimit", Some(config))
+    })
 }
 
 /// The rate limiter in hybrid mode: requests spend leased tokens; the
@@ -336,6 +352,10 @@ fn variants(
             RATELIMIT_FLOOR_LABEL,
             vec![filter(Some(RATELIMIT_HOST_CALLS))],
         ));
+        out.push(variant(
+            RATELIMIT_PEER_FLOOR_LABEL,
+            vec![filter(Some(RATELIMIT_PEER_HOST_CALLS))],
+        ));
     } else {
         notes.push(format!(
             "reference filter not built ({}): scripts/bench builds it",
@@ -351,6 +371,11 @@ fn variants(
             "ratelimit",
             "ratelimit (local, per-worker buckets)",
             Fixture::ratelimit_per_worker,
+        ),
+        (
+            "ratelimit",
+            RATELIMIT_PEER_LABEL,
+            Fixture::ratelimit_by_peer,
         ),
         ("flags", "flags (8 seed flags)", Fixture::flags),
     ] {
@@ -900,8 +925,13 @@ fn plugins_figure(cli: &Cli) -> (String, Value) {
             paired(per_round(with), per_round(without), |a, b| a - b).show_signed(1)
         ));
     }
-    if let Some(floor) = index_of(RATELIMIT_FLOOR_LABEL) {
-        for label in [RATELIMIT_LABEL, HYBRID_LABEL] {
+    let floors = [
+        (RATELIMIT_FLOOR_LABEL, RATELIMIT_LABEL),
+        (RATELIMIT_FLOOR_LABEL, HYBRID_LABEL),
+        (RATELIMIT_PEER_FLOOR_LABEL, RATELIMIT_PEER_LABEL),
+    ];
+    for (floor_label, label) in floors {
+        if let Some(floor) = index_of(floor_label) {
             if let Some(i) = index_of(label) {
                 notes.push(format!(
                     "{label} over its host calls alone (the reference filter making them): {} µs \

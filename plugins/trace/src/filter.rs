@@ -2,7 +2,7 @@
 //! `traceresponse` on the way out, and records the span when it ends.
 
 use crate::ids::{hex, traceparent_header, RandomPool};
-use crate::root::Runtime;
+use crate::runtime::Runtime;
 use crate::spans::SpanRecord;
 use meshguard_plugin_kit::host;
 use meshguard_plugin_kit::request_headers::RequestHeaders;

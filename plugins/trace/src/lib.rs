@@ -6,6 +6,7 @@ mod config;
 mod filter;
 mod ids;
 mod root;
+mod runtime;
 mod spans;
 
 pub use config::TraceConfig;

@@ -2,52 +2,16 @@
 
 use crate::config::TraceConfig;
 use crate::filter::TraceFilter;
-use crate::ids::RandomPool;
-use crate::spans::{otlp_json, SpanBuffer};
+use crate::runtime::Runtime;
+use crate::spans::otlp_json;
 use meshguard_plugin_kit::config::ConfigError;
 use meshguard_plugin_kit::host;
 use meshguard_plugin_kit::policy::Policy;
-use meshguard_plugin_kit::stats::Counter;
 use meshguard_plugin_kit::tick_gate::TickGate;
-use meshguard_policy::sampling::{Sampler, SamplingMode};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::Context;
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
-
-pub struct Stats {
-    pub traces_started: Counter,
-    pub traces_continued: Counter,
-    pub contexts_rejected: Counter,
-    pub tracestate_dropped: Counter,
-    pub spans_exported: Counter,
-    pub spans_dropped: Counter,
-}
-
-impl Stats {
-    fn define() -> Stats {
-        let counter = |name| Counter::define("trace", name);
-        Stats {
-            traces_started: counter("traces_started"),
-            traces_continued: counter("traces_continued"),
-            contexts_rejected: counter("contexts_rejected"),
-            tracestate_dropped: counter("tracestate_dropped"),
-            spans_exported: counter("spans_exported"),
-            spans_dropped: counter("spans_dropped"),
-        }
-    }
-}
-
-/// What every request of this worker reads: fixed at configure time.
-pub struct Runtime {
-    pub config: TraceConfig,
-    pub sampler: Sampler,
-    pub mode: SamplingMode,
-    pub stats: Stats,
-    pub spans: RefCell<SpanBuffer>,
-    pub random: RefCell<RandomPool>,
-}
 
 #[derive(Default)]
 pub struct TraceRoot {
@@ -86,15 +50,7 @@ impl Policy for TraceRoot {
 
     /// Applies an already validated configuration.
     fn configure(&mut self, config: TraceConfig) -> Result<(), ConfigError> {
-        let capacity = config.export.as_ref().map_or(0, |e| e.max_buffered);
-        self.runtime = Some(Rc::new(Runtime {
-            sampler: Sampler::new(config.sampling_ratio),
-            mode: config.sampling_mode.into(),
-            stats: Stats::define(),
-            spans: RefCell::new(SpanBuffer::new(capacity)),
-            random: RefCell::new(RandomPool::default()),
-            config,
-        }));
+        self.runtime = Some(Rc::new(Runtime::new(config)));
         Ok(())
     }
 

@@ -118,39 +118,13 @@ fn cli_changes_reach_the_headers_and_the_last_snapshot_outlives_the_service() {
     drop(redis);
 }
 
-/// flagd-testbed's fractional-v2 flags and cases (the published file when
-/// present beside the workspace, else the same vectors embedded here).
+/// flagd-testbed's fractional-v2 flags and cases, vendored with their source
+/// and version in crates/policy/testdata/flagd; absent, the test fails.
 fn flagd_vectors() -> Value {
-    let path = workspace_root().join("../shared/vectors/flagd/fractional-v2.json");
-    if let Ok(raw) = std::fs::read_to_string(&path) {
-        return serde_json::from_str(&raw).unwrap();
-    }
-    json!({
-        "flags": {
-            "fractional-flag": {
-                "state": "ENABLED",
-                "variants": {"clubs": "clubs", "diamonds": "diamonds", "hearts": "hearts", "spades": "spades", "wild": "wild"},
-                "defaultVariant": "wild",
-                "targeting": {"fractional": [{"cat": [{"var": "$flagd.flagKey"}, {"var": "user.name"}]},
-                    ["clubs", 25], ["diamonds", 25], ["hearts", 25], ["spades", 25]]}
-            },
-            "fractional-flag-shorthand": {
-                "state": "ENABLED",
-                "variants": {"heads": "heads", "tails": "tails", "draw": "draw"},
-                "defaultVariant": "draw",
-                "targeting": {"fractional": [["heads"], ["tails", 1]]}
-            }
-        },
-        "cases": [
-            {"flag": "fractional-flag", "targetingKey": "jack", "expected": "hearts"},
-            {"flag": "fractional-flag", "targetingKey": "queen", "expected": "spades"},
-            {"flag": "fractional-flag", "targetingKey": "ten", "expected": "clubs"},
-            {"flag": "fractional-flag", "targetingKey": "nine", "expected": "diamonds"},
-            {"flag": "fractional-flag", "targetingKey": "3", "expected": "clubs"},
-            {"flag": "fractional-flag-shorthand", "targetingKey": "jon@company.com", "expected": "heads"},
-            {"flag": "fractional-flag-shorthand", "targetingKey": "jane@company.com", "expected": "tails"}
-        ]
-    })
+    let path = workspace_root().join("crates/policy/testdata/flagd/fractional-v2.json");
+    let raw = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (the flagd vectors)", path.display()));
+    serde_json::from_str(&raw).unwrap()
 }
 
 #[test]

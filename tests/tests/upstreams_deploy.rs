@@ -2,7 +2,7 @@
 //! every Envoy config passes `envoy --mode validate` (which also runs each
 //! plugin's on_configure), envoy/compose/envoy.yaml is the current rendering
 //! of the one template, and envoy/istio/*.yaml match Istio's CRD schemas
-//! (read from ../shared/schemas/istio, never copied into the project).
+//! (vendored in envoy/istio/schemas, with their source in its SOURCE.md).
 
 use meshguard_harness::envoy::{Host, Plugin, Resilience, Service};
 use meshguard_harness::paths::{self, built_plugins, envoy_binary, workspace_root};
@@ -223,16 +223,16 @@ fn the_compose_envoy_config_is_the_current_rendering_and_valid() {
     }
 }
 
-/// Istio's CRD schemas, or `None` (with a note) where the folder is absent.
-fn istio_schemas() -> Option<Vec<Value>> {
-    let dir = workspace_root().join("../shared/schemas/istio");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!(
-            "SKIPPED: {} is absent; the Istio manifests were not checked against the CRD schemas",
+/// Istio's CRD schemas, vendored in envoy/istio/schemas (source and version
+/// in its SOURCE.md). Their absence fails the check: it never passes unchecked.
+fn istio_schemas() -> Vec<Value> {
+    let dir = workspace_root().join("envoy/istio/schemas");
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; the Istio manifests cannot be checked without Istio's CRD schemas",
             dir.display()
-        );
-        return None;
-    };
+        )
+    });
     let mut crds = Vec::new();
     for entry in entries.filter_map(Result::ok) {
         let path = entry.path();
@@ -244,7 +244,12 @@ fn istio_schemas() -> Option<Vec<Value>> {
             );
         }
     }
-    Some(crds)
+    assert!(
+        !crds.is_empty(),
+        "{} holds no CRD schema (*.yaml)",
+        dir.display()
+    );
+    crds
 }
 
 /// The openAPIV3Schema of the CRD serving `apiVersion` + `kind`.
@@ -340,9 +345,7 @@ fn istio_documents() -> Vec<(PathBuf, Value)> {
 
 #[test]
 fn the_istio_manifests_match_istios_crd_schemas() {
-    let Some(crds) = istio_schemas() else {
-        return;
-    };
+    let crds = istio_schemas();
     let docs = istio_documents();
     let kinds: Vec<&str> = docs
         .iter()

@@ -111,19 +111,16 @@ fn reproduces_the_embedded_flagd_fractional_vectors() {
 #[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn reproduces_the_published_flagd_fractional_vectors_file() {
+    // Vendored with its source and version (testdata/flagd/SOURCE.md);
+    // MESHGUARD_FLAGD_VECTORS points at another copy. Absent, the test fails.
     let path = std::env::var_os("MESHGUARD_FLAGD_VECTORS")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../shared/vectors/flagd/fractional-v2.json")
+                .join("testdata/flagd/fractional-v2.json")
         });
-    let Ok(raw) = std::fs::read_to_string(&path) else {
-        eprintln!(
-            "{} not present; the embedded vectors still ran",
-            path.display()
-        );
-        return;
-    };
+    let raw = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (the flagd vectors)", path.display()));
     let file: Value = serde_json::from_str(&raw).unwrap();
     let cases: Vec<_> = file["cases"]
         .as_array()

@@ -180,6 +180,10 @@ fn tracestate_edge_cases() {
     };
     let thirty_two = members(32);
     let thirty_three = members(33);
+    let key_256 = format!("{}=1", "z".repeat(256));
+    let key_257 = format!("{}=1", "z".repeat(257));
+    let long_tenant = format!("{}@v=1", "t".repeat(242));
+    let long_system = format!("t@{}=1", "v".repeat(15));
     let cases: Vec<(&str, Vec<&str>, Option<&str>)> = vec![
         (
             "kept as is",
@@ -207,15 +211,53 @@ fn tracestate_edge_cases() {
             Some(thirty_two.as_str()),
         ),
         ("33 members dropped", vec![thirty_three.as_str()], None),
-        ("duplicated key dropped", vec!["rojo=1,rojo=2"], None),
+        (
+            "duplicated key: the list is inherited, the first kept",
+            vec!["rojo=1,congo=2,rojo=3"],
+            Some("rojo=1,congo=2"),
+        ),
+        ("identical duplicates", vec!["foo=1,foo=1"], Some("foo=1")),
         (
             "duplicated key across headers",
             vec!["rojo=1", "rojo=2"],
+            Some("rojo=1"),
+        ),
+        (
+            "Level 2 keys with at signs anywhere",
+            vec!["foo@=1,foo@@bar=2,foo@bar@baz=3,bar=4"],
+            Some("foo@=1,foo@@bar=2,foo@bar@baz=3,bar=4"),
+        ),
+        (
+            "256-character key",
+            vec![key_256.as_str()],
+            Some(key_256.as_str()),
+        ),
+        (
+            "long tenant, short system",
+            vec![long_tenant.as_str()],
+            Some(long_tenant.as_str()),
+        ),
+        (
+            "short tenant, long system",
+            vec![long_system.as_str()],
+            Some(long_system.as_str()),
+        ),
+        (
+            "257-character key dropped",
+            vec!["foo=1", key_257.as_str()],
             None,
         ),
+        ("key starting with @ dropped", vec!["@foo=1,bar=2"], None),
         ("uppercase key dropped", vec!["Rojo=1"], None),
         ("member without value dropped", vec!["rojo"], None),
+        ("empty value dropped", vec!["foo=,bar=3"], None),
         ("value with = dropped", vec!["rojo=a=b"], None),
+        ("empty header", vec![""], None),
+        (
+            "empty header next to a member",
+            vec!["", "foo=1"],
+            Some("foo=1"),
+        ),
     ];
     for (name, values, expected) in cases {
         let mut request = Request::get("/echo").header("traceparent", VALID);

@@ -1,5 +1,6 @@
-//! W3C Trace Context (Recommendation, Level 1 and the Level 2 `random` flag):
-//! parsing, validation and propagation of `traceparent` and `tracestate`.
+//! W3C Trace Context Level 2: parsing, validation and propagation of
+//! `traceparent` (with the `random` flag) and `tracestate` (the Level 2 key
+//! grammar, duplicated keys tolerated).
 
 use std::fmt::Write as _;
 
@@ -146,7 +147,6 @@ pub enum TraceStateError {
     Value,
     Member,
     TooManyMembers,
-    DuplicateKey,
 }
 
 /// An ordered `tracestate` list; the left-most member is the most recent.
@@ -158,10 +158,14 @@ pub struct TraceState {
 impl TraceState {
     /// Parses the combined `tracestate` headers (several headers are joined
     /// by commas first). Empty members and optional whitespace are allowed.
+    /// A key seen again is dropped: Level 2 lets a vendor keep duplicates
+    /// or discard them, and the list itself is inherited either way (the
+    /// left-most, most recent, member wins).
     pub fn parse<'a>(
         values: impl IntoIterator<Item = &'a str>,
     ) -> Result<TraceState, TraceStateError> {
         let mut members: Vec<(String, String)> = Vec::new();
+        let mut count = 0usize;
         for value in values {
             for member in value.split(',') {
                 let member = member.trim_matches(|c| c == ' ' || c == '\t');
@@ -175,13 +179,14 @@ impl TraceState {
                 if !is_valid_value(val) {
                     return Err(TraceStateError::Value);
                 }
-                if members.iter().any(|(k, _)| k == key) {
-                    return Err(TraceStateError::DuplicateKey);
-                }
-                if members.len() == MAX_TRACESTATE_MEMBERS {
+                // The 32-member limit counts what was sent, duplicates too.
+                count += 1;
+                if count > MAX_TRACESTATE_MEMBERS {
                     return Err(TraceStateError::TooManyMembers);
                 }
-                members.push((key.to_string(), val.to_string()));
+                if !members.iter().any(|(k, _)| k == key) {
+                    members.push((key.to_string(), val.to_string()));
+                }
             }
         }
         Ok(TraceState { members })
@@ -260,27 +265,21 @@ impl TraceState {
 }
 
 fn is_key_char(c: u8) -> bool {
-    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'*' | b'/')
+    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'*' | b'/' | b'@')
 }
 
-/// `simple-key` or `tenant-id@system-id` per the Recommendation.
+/// A Level 2 key: `( lcalpha / DIGIT ) 0*255 ( keychar )`, where `keychar`
+/// adds `_ - * / @` to lowercase letters and digits. Multi-tenant keys
+/// (`tenant@system`) are the common use of `@`; Level 2 no longer limits the
+/// tenant and system parts separately, only the whole key to 256 characters.
 pub fn is_valid_key(key: &str) -> bool {
-    let bytes = key.as_bytes();
-    match key.split_once('@') {
-        None => {
-            (1..=256).contains(&bytes.len())
-                && bytes[0].is_ascii_lowercase()
-                && bytes.iter().all(|&c| is_key_char(c))
+    match key.as_bytes() {
+        [first, rest @ ..] => {
+            rest.len() < 256
+                && (first.is_ascii_lowercase() || first.is_ascii_digit())
+                && rest.iter().all(|&c| is_key_char(c))
         }
-        Some((tenant, system)) => {
-            let (t, s) = (tenant.as_bytes(), system.as_bytes());
-            (1..=241).contains(&t.len())
-                && (t[0].is_ascii_lowercase() || t[0].is_ascii_digit())
-                && t.iter().all(|&c| is_key_char(c))
-                && (1..=14).contains(&s.len())
-                && s[0].is_ascii_lowercase()
-                && s.iter().all(|&c| is_key_char(c))
-        }
+        [] => false,
     }
 }
 

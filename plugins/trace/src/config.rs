@@ -115,7 +115,7 @@ impl Validate for TraceConfig {
             if !is_valid_key(key) {
                 return Err(ConfigError::new(
                     "tracestate_key",
-                    "not a valid W3C tracestate key (lowercase letter first, then [a-z0-9_-*/], or tenant@system)",
+                    "not a valid W3C tracestate key (1 to 256 of [a-z0-9_-*/@], starting with a lowercase letter or a digit)",
                 ));
             }
         }
@@ -204,11 +204,12 @@ mod tests {
 
     #[test]
     fn bad_fields_are_named() {
-        let cases: [(&[u8], &str); 6] = [
+        let cases: [(&[u8], &str); 7] = [
             (br#"{"sampling_ratio": 1.5}"#, "sampling_ratio"),
             (br#"{"sampling_ratio": "x"}"#, "sampling_ratio"),
             (br#"{"sampling_mode": "sometimes"}"#, "sampling_mode"),
             (br#"{"tracestate_key": "Bad"}"#, "tracestate_key"),
+            (br#"{"tracestate_key": "@vendor"}"#, "tracestate_key"),
             (
                 br#"{"export": {"cluster": "c", "interval_ms": 0}}"#,
                 "export.interval_ms",

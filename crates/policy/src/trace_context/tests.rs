@@ -138,40 +138,100 @@ fn tracestate_parses_members_with_ows_and_empty_entries() {
 
 #[test]
 fn tracestate_key_and_value_grammar() {
-    for good in ["a", "a0_-*/", "0tenant@sys", "t@s0-*/_"] {
+    let longest = "z".repeat(256);
+    let tenant_at_limits = format!("{}@{}", "t".repeat(241), "v".repeat(14));
+    let long_tenant = format!("{}@v", "t".repeat(242));
+    let long_system = format!("t@{}", "v".repeat(15));
+    for good in [
+        "a",
+        "0",
+        "a0_-*/",
+        "0tenant@sys",
+        "t@s0-*/_",
+        "foo@",
+        "foo@@bar",
+        "foo@bar@baz",
+        "t@0s",
+        "abcdefghijklmnopqrstuvwxyz0123456789_-*/@a-z0-9_-*/",
+        longest.as_str(),
+        tenant_at_limits.as_str(),
+        long_tenant.as_str(),
+        long_system.as_str(),
+    ] {
         assert!(is_valid_key(good), "{good}");
     }
-    let long_key = "a".repeat(257);
-    let long_system = format!("t@{}", "s".repeat(15));
+    let too_long = "z".repeat(257);
+    let too_long_tenant = format!("{}@v", "t".repeat(255));
     for bad in [
         "",
         "A",
-        "0a",
+        "FOO",
+        "_a",
         "a b",
+        "foo ",
         "a.b",
         "@s",
-        "t@",
-        "t@0s",
-        long_key.as_str(),
-        long_system.as_str(),
+        "@foo",
+        "a=b",
+        "caf\u{e9}",
+        too_long.as_str(),
+        too_long_tenant.as_str(),
     ] {
         assert!(!is_valid_key(bad), "{bad}");
     }
     assert!(is_valid_value("a b"));
+    assert!(
+        is_valid_value(" leading"),
+        "leading spaces belong to the value"
+    );
     assert!(!is_valid_value("ab "));
     assert!(!is_valid_value(""));
     assert!(!is_valid_value("a,b"));
     assert!(!is_valid_value("a=b"));
+    assert!(!is_valid_value("a\tb"));
     assert!(!is_valid_value(&"v".repeat(257)));
     assert!(is_valid_value(&"v".repeat(256)));
 }
 
 #[test]
-fn tracestate_rejects_duplicates_and_more_than_32_members() {
+fn tracestate_level_2_keys_are_inherited() {
+    for header in ["foo@=1,bar=2", "foo@@bar=1,bar=2", "foo@bar@baz=1,bar=2"] {
+        let ts = TraceState::parse([header]).unwrap();
+        assert_eq!(ts.to_header(), header);
+    }
+    let key = format!("{}@v", "t".repeat(242));
+    let second = format!("{key}=1");
+    let ts = TraceState::parse(["foo=1", second.as_str()]).unwrap();
+    assert_eq!(ts.get(&key), Some("1"));
+    assert_eq!(ts.get("foo"), Some("1"));
     assert_eq!(
-        TraceState::parse(["a=1,a=2"]),
-        Err(TraceStateError::DuplicateKey)
+        TraceState::parse(["@foo=1,bar=2"]),
+        Err(TraceStateError::Key),
+        "a key starting with @ invalidates the list"
     );
+    let too_long = format!("{}=1", "z".repeat(257));
+    assert_eq!(
+        TraceState::parse(["foo=1", too_long.as_str()]),
+        Err(TraceStateError::Key)
+    );
+}
+
+#[test]
+fn tracestate_duplicated_keys_keep_the_list_and_the_first_member() {
+    for (headers, expected) in [
+        (vec!["foo=1,foo=1"], "foo=1"),
+        (vec!["foo=1,foo=2"], "foo=1"),
+        (vec!["foo=1", "foo=1"], "foo=1"),
+        (vec!["foo=1", "foo=2"], "foo=1"),
+        (vec!["rojo=1,congo=2,rojo=3,x@y=4"], "rojo=1,congo=2,x@y=4"),
+    ] {
+        let ts = TraceState::parse(headers.iter().copied()).unwrap();
+        assert_eq!(ts.to_header(), expected, "{headers:?}");
+    }
+}
+
+#[test]
+fn tracestate_rejects_more_than_32_members() {
     let members = |n: usize| {
         (0..n)
             .map(|i| format!("k{i}=v"))
@@ -183,7 +243,22 @@ fn tracestate_rejects_duplicates_and_more_than_32_members() {
         TraceState::parse([members(33).as_str()]),
         Err(TraceStateError::TooManyMembers)
     );
+    let split = [members(30), "bar=1,bar=2".to_string(), "baz=3".to_string()];
+    assert_eq!(
+        TraceState::parse(split.iter().map(String::as_str)),
+        Err(TraceStateError::TooManyMembers),
+        "a duplicate is still a list member"
+    );
     assert_eq!(TraceState::parse(["novalue"]), Err(TraceStateError::Member));
+    assert_eq!(TraceState::parse(["foo="]), Err(TraceStateError::Value));
+    assert_eq!(
+        TraceState::parse(["foo=,bar=3"]),
+        Err(TraceStateError::Value)
+    );
+    assert_eq!(
+        TraceState::parse(["foo=bar=baz"]),
+        Err(TraceStateError::Value)
+    );
 }
 
 #[test]
@@ -252,10 +327,26 @@ fn invalid_or_missing_context_starts_a_random_trace() {
 
 #[test]
 fn invalid_tracestate_is_dropped_but_the_trace_continues() {
-    let out = propagate(&[VALID], &["a=1,a=2"], &policy(None), fresh());
+    let out = propagate(&[VALID], &["A=1,b=2"], &policy(None), fresh());
     assert_eq!(out.origin, Origin::Continued);
     assert!(out.tracestate.is_none());
     assert!(out.tracestate_dropped);
+}
+
+#[test]
+fn duplicated_keys_are_inherited_with_the_own_member_first() {
+    let out = propagate(
+        &[VALID],
+        &["foo=1", "foo=2,mg=x,mg=y"],
+        &policy(Some("mg")),
+        fresh(),
+    );
+    assert_eq!(out.origin, Origin::Continued);
+    assert!(!out.tracestate_dropped);
+    assert_eq!(
+        out.tracestate.unwrap().to_header(),
+        "mg=2222222222222222,foo=1"
+    );
 }
 
 #[test]

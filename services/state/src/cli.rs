@@ -39,8 +39,14 @@ pub struct ClientArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service.
+    #[command(
+        after_help = "Example:\n  meshguard-state serve --redis-url redis://127.0.0.1:6379 --admin-token-file admin-token"
+    )]
     Serve(Box<ServeArgs>),
     /// Revoke one token by issuer and token id.
+    #[command(
+        after_help = "Example:\n  meshguard-state revoke --iss meshguard-dev --jti 5f0c2a --exp 1767225600 --reason leaked"
+    )]
     Revoke {
         #[arg(long)]
         iss: String,
@@ -53,36 +59,74 @@ pub enum Command {
         reason: Option<String>,
     },
     /// Revoke every token of a user issued before now.
+    #[command(
+        after_help = "Example:\n  meshguard-state revoke-user alice --reason \"password reset\""
+    )]
     RevokeUser {
         sub: String,
         #[arg(long)]
         reason: Option<String>,
     },
     /// List or end a user's sessions.
+    #[command(after_help = "Example:\n  meshguard-state sessions list alice")]
     #[command(subcommand)]
     Sessions(SessionsCommand),
     /// Read and change feature flags.
+    #[command(after_help = "Example:\n  meshguard-state flags get FEATURE_ML_V2")]
     #[command(subcommand)]
     Flags(FlagsCommand),
     /// Development tokens.
+    #[command(
+        after_help = "Example:\n  meshguard-state token mint --key-file .run/dev-jwt-key --sub alice --tier premium"
+    )]
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  meshguard-state completions bash > /etc/bash_completion.d/meshguard-state\n  meshguard-state completions zsh > \"${fpath[1]}/_meshguard-state\"\n  meshguard-state completions fish > ~/.config/fish/completions/meshguard-state.fish"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Writes the completion script of `shell` for this binary to stdout.
+pub fn completions(shell: clap_complete::Shell) -> ExitCode {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    clap_complete::generate(
+        shell,
+        &mut command,
+        "meshguard-state",
+        &mut std::io::stdout(),
+    );
+    ExitCode::SUCCESS
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SessionsCommand {
+    /// A user's sessions with their device (user agent, client address, first and last seen).
+    #[command(after_help = "Example:\n  meshguard-state sessions list alice")]
     List { user: String },
+    /// End one session: its tokens are refused at the proxy within one feed poll.
+    #[command(after_help = "Example:\n  meshguard-state sessions end alice s-42")]
     End { user: String, session_id: String },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum FlagsCommand {
     /// One flag, or all of them with their version.
+    #[command(after_help = "Example:\n  meshguard-state flags get FEATURE_ML_V2")]
     Get { key: Option<String> },
     /// Create or replace a flag from a JSON definition (a file, or - for stdin).
+    #[command(after_help = "Example:\n  meshguard-state flags set FEATURE_ML_V2 ml-v2.json")]
     Set { key: String, file: PathBuf },
     /// Write several flags from a JSON file `{"flags": [...]}` or `[...]`,
     /// or from an OpenFeature flagd flag-definition file with `--flagd`.
+    #[command(
+        after_help = "Example:\n  meshguard-state flags import --flagd flagd.json --var email=header:x-user-email"
+    )]
     Import {
         file: PathBuf,
         /// Delete the flags the file does not list.
@@ -97,6 +141,7 @@ pub enum FlagsCommand {
         vars: Vec<String>,
     },
     /// Delete a flag.
+    #[command(after_help = "Example:\n  meshguard-state flags delete FEATURE_ML_V2")]
     Delete { key: String },
 }
 
@@ -271,7 +316,9 @@ fn execute(client: &Client, command: Command) -> Result<Value, String> {
                 Some(json!({ "flags": flags, "replace": replace })),
             )
         }
-        Command::Serve(_) | Command::Token(_) => Err("not an API command".into()),
+        Command::Serve(_) | Command::Token(_) | Command::Completions { .. } => {
+            Err("not an API command".into())
+        }
     }
 }
 
@@ -321,6 +368,48 @@ mod tests {
             cli.command,
             Command::Sessions(SessionsCommand::End { .. })
         ));
+    }
+
+    /// Every subcommand says what it does in one line and shows an example.
+    #[test]
+    fn every_subcommand_has_a_description_and_an_example() {
+        use clap::CommandFactory;
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path}: no description"));
+                }
+                let examples = sub.get_after_help().map(|h| h.to_string());
+                let has_subcommands = sub.get_subcommands().next().is_some();
+                if !has_subcommands && !examples.is_some_and(|h| h.contains("Example")) {
+                    missing.push(format!("{path}: no example"));
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "meshguard-state", &mut missing);
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
+
+    #[test]
+    fn completions_cover_every_subcommand() {
+        use clap::CommandFactory;
+        let mut script = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Cli::command(),
+            "meshguard-state",
+            &mut script,
+        );
+        let script = String::from_utf8(script).unwrap();
+        for name in ["revoke-user", "sessions", "flags", "token", "completions"] {
+            assert!(
+                script.contains(name),
+                "{name} missing from the bash completions"
+            );
+        }
     }
 
     #[test]

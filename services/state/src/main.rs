@@ -30,6 +30,7 @@ fn main() -> ExitCode {
     match cli.command {
         cli::Command::Serve(args) => serve::main(*args),
         cli::Command::Token(token) => token::run(token),
+        cli::Command::Completions { shell } => cli::completions(shell),
         other => cli::run(&cli.client, other),
     }
 }

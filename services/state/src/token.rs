@@ -12,6 +12,9 @@ use std::process::ExitCode;
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Print a signed HS256 JWT.
+    #[command(
+        after_help = "Example:\n  TOKEN=$(meshguard-state token mint --key-file .run/dev-jwt-key --sub alice --tier premium --sid s1)"
+    )]
     Mint(MintArgs),
 }
 

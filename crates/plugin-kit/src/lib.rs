@@ -9,6 +9,7 @@ pub mod memcmp;
 pub mod name_filter;
 pub mod policy;
 pub mod request_headers;
+pub mod secret;
 pub mod state_client;
 pub mod stats;
 pub mod tick_gate;

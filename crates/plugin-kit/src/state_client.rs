@@ -4,6 +4,7 @@
 
 use crate::config::ConfigError;
 use crate::host;
+use crate::secret::Secret;
 use proxy_wasm::hostcalls;
 use serde::Deserialize;
 use std::time::Duration;
@@ -14,8 +15,9 @@ pub struct StateClientConfig {
     /// The Envoy cluster of meshguard-state.
     pub cluster: String,
     pub authority: String,
-    /// The plugin shared secret, sent as `x-meshguard-secret` ("" sends none).
-    pub secret: String,
+    /// The plugin shared secret, sent as `x-meshguard-secret` ("" sends none);
+    /// `{"env": "NAME"}` keeps it out of `/config_dump` (see `secret`).
+    pub secret: Secret,
     pub timeout_ms: u64,
     /// Consecutive failures that start a back-off period.
     pub failures_before_backoff: u32,
@@ -27,7 +29,7 @@ impl Default for StateClientConfig {
         StateClientConfig {
             cluster: "meshguard_state".into(),
             authority: "meshguard-state".into(),
-            secret: String::new(),
+            secret: Secret::default(),
             timeout_ms: 20,
             failures_before_backoff: 3,
             backoff_ms: 5_000,
@@ -164,7 +166,7 @@ impl StateClient {
             headers.push(("content-type", "application/json"));
         }
         if !self.config.secret.is_empty() {
-            headers.push(("x-meshguard-secret", &self.config.secret));
+            headers.push(("x-meshguard-secret", self.config.secret.expose()));
         }
         headers.extend_from_slice(extra_headers);
         let timeout = Duration::from_millis(self.config.timeout_ms);

@@ -16,7 +16,10 @@ pub struct AuthConfig {
     pub audiences: Vec<String>,
     /// The plugin-wide algorithm allowlist; each key narrows it further.
     pub algorithms: Vec<String>,
-    /// Verification keys: a JWKS document (`{"keys": [...]}`).
+    /// Verification keys: a JWKS document (`{"keys": [...]}`); a member
+    /// written `{"env": "NAME"}` (an HMAC key's `k`) is read from the VM's
+    /// environment, out of `/config_dump`.
+    #[serde(deserialize_with = "meshguard_plugin_kit::secret::json_with_secrets")]
     pub jwks: Option<serde_json::Value>,
     /// Per-key algorithm allowlists by `kid`, for JWKs without `alg`.
     pub key_algorithms: BTreeMap<String, Vec<String>>,

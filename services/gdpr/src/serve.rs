@@ -371,6 +371,15 @@ struct Health {
     status: &'static str,
 }
 
+/// This API's OpenAPI document (the schema the API fuzz run is driven by).
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}
+
 async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
@@ -401,6 +410,7 @@ pub fn router(settings: Settings, admin_token: String) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/packages/{token}", get(package))
+        .route("/v1/openapi.json", get(openapi))
         .merge(admin)
         .with_state(app)
 }

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod envoy;
 pub mod gdpr;
 pub mod http;
+pub mod mesh;
 pub mod paths;
 pub mod ports;
 pub mod process;

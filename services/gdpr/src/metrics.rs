@@ -83,11 +83,11 @@ impl Metrics {
     pub fn render(&self, settings: &Settings) -> Response {
         match Core::open(settings).and_then(|core| requests::list(&core, false, None)) {
             Ok(all) => self.record_register(&all),
-            Err(e) => eprintln!("metrics: reading the request register: {e}"),
+            Err(e) => tracing::warn!("metrics: reading the request register: {e}"),
         }
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
-            eprintln!("metrics: encoding: {e}");
+            tracing::error!("metrics: encoding: {e}");
         }
         ([(CONTENT_TYPE, "text/plain; version=0.0.4")], buf).into_response()
     }

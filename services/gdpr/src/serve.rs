@@ -8,6 +8,7 @@ use crate::consent::{self, Purpose};
 use crate::core::Core;
 use crate::error::{Error, Result};
 use crate::export::{self, Format};
+use crate::metrics::{self, Metrics};
 use crate::notify::Notifier;
 use crate::requests::{self, Kind};
 use crate::{audit, erase, holds, ingest};
@@ -31,6 +32,9 @@ pub struct ServeArgs {
     /// File holding the API's admin token (or set MESHGUARD_GDPR_ADMIN_TOKEN).
     #[arg(long, env = "MESHGUARD_GDPR_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<std::path::PathBuf>,
+    /// Log lines as text or as one JSON object each (level: MESHGUARD_LOG).
+    #[arg(long, env = "MESHGUARD_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: meshguard_service_kit::logging::LogFormat,
     /// Seconds between background runs (package pruning, sweep, audit ingest, checkpoint).
     #[arg(long, env = "MESHGUARD_GDPR_TICK_S", default_value_t = 60)]
     pub tick_s: u64,
@@ -39,6 +43,7 @@ pub struct ServeArgs {
 struct App {
     settings: Settings,
     admin_token: String,
+    metrics: Metrics,
 }
 
 type Shared = Arc<App>;
@@ -384,10 +389,11 @@ async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-pub fn router(settings: Settings, admin_token: String) -> Router {
+pub fn router(settings: Settings, admin_token: String, metrics: Metrics) -> Router {
     let app: Shared = Arc::new(App {
         settings,
         admin_token,
+        metrics: metrics.clone(),
     });
     let admin = Router::new()
         .route("/v1/requests", post(create).get(list))
@@ -409,10 +415,52 @@ pub fn router(settings: Settings, admin_token: String) -> Router {
         .route_layer(middleware::from_fn_with_state(app.clone(), auth));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
         .route("/v1/packages/{token}", get(package))
         .route("/v1/openapi.json", get(openapi))
         .merge(admin)
+        .route_layer(middleware::from_fn_with_state(metrics, metrics::track))
+        .layer(middleware::from_fn(
+            meshguard_service_kit::request_id::middleware,
+        ))
         .with_state(app)
+}
+
+/// Ready when the database and the signing key open and Redis answers: what
+/// every request, export and erasure needs.
+async fn readyz(State(app): State<Shared>) -> Response {
+    let settings = app.settings.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        let core = Core::open(&settings)?;
+        let mut redis = core.redis()?;
+        redis::cmd("PING")
+            .query::<String>(&mut redis)
+            .map_err(|e| Error::Unavailable(format!("redis: {e}")))
+    })
+    .await;
+    match checked {
+        Ok(Ok(_)) => {
+            Json(json!({"status": "ready", "database": "ok", "redis": "ok"})).into_response()
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("not ready: {e}");
+            (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not_ready", "error": {"code": e.code(), "message": e.to_string()}})),
+        )
+            .into_response()
+        }
+        Err(e) => Error::Internal(format!("readiness check: {e}")).into_response(),
+    }
+}
+
+async fn render_metrics(State(app): State<Shared>) -> Response {
+    let app = app.clone();
+    match tokio::task::spawn_blocking(move || app.metrics.render(&app.settings)).await {
+        Ok(response) => response,
+        Err(e) => Error::Internal(format!("metrics: {e}")).into_response(),
+    }
 }
 
 fn admin_token(args: &ServeArgs) -> Result<String> {
@@ -434,29 +482,31 @@ fn admin_token(args: &ServeArgs) -> Result<String> {
 fn tick(settings: &Settings) {
     let mut core = match Core::open(settings) {
         Ok(c) => c,
-        Err(e) => return eprintln!("tick: {e}"),
+        Err(e) => return tracing::error!("tick: {e}"),
     };
     if let Err(e) = export::prune_packages(&core) {
-        eprintln!("tick: package pruning: {e}");
+        tracing::warn!("tick: package pruning: {e}");
     }
     if let Err(e) = erase::sweep(&mut core) {
-        eprintln!("tick: sweep: {e}");
+        tracing::warn!("tick: sweep: {e}");
     }
     if settings.state_token().is_ok() {
         if let Err(e) = ingest::run(&mut core) {
-            eprintln!("tick: state audit ingest: {e}");
+            tracing::warn!("tick: state audit ingest: {e}");
         }
     }
     if let Err(e) = audit::checkpoint(&core.conn, &core.keys) {
-        eprintln!("tick: checkpoint: {e}");
+        tracing::warn!("tick: checkpoint: {e}");
     }
 }
 
 pub fn main(settings: Settings, args: ServeArgs) -> Result<()> {
+    meshguard_service_kit::logging::init(args.log_format, "MESHGUARD_LOG");
     let token = admin_token(&args)?;
     // Fail at start, not at the first request, on a bad key or database.
     Core::open(&settings)?;
     settings.connectors()?;
+    let metrics = Metrics::new().map_err(|e| Error::Internal(format!("metrics: {e}")))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -465,7 +515,7 @@ pub fn main(settings: Settings, args: ServeArgs) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .map_err(|e| Error::Config(format!("listen {}: {e}", args.listen)))?;
-        eprintln!("meshguard-gdpr listening on {}", args.listen);
+        tracing::info!("meshguard-gdpr listening on {}", args.listen);
         let tick_settings = settings.clone();
         let period = Duration::from_secs(args.tick_s.max(1));
         tokio::spawn(async move {
@@ -475,7 +525,7 @@ pub fn main(settings: Settings, args: ServeArgs) -> Result<()> {
                 tokio::time::sleep(period).await;
             }
         });
-        axum::serve(listener, router(settings, token))
+        axum::serve(listener, router(settings, token, metrics))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })

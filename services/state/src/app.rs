@@ -33,6 +33,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/revocations/feed", get(routes::revocations::feed))
         .route("/v1/flags/snapshot", get(routes::flags::snapshot))
         .route("/v1/sessions/activity", post(routes::sessions::activity))
+        .route("/v1/sessions/reports", post(routes::sessions::reports))
+        .route("/v1/consents/lookup", post(routes::consents::lookup))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::plugin));
     let admin = Router::new()
         .route(
@@ -75,6 +77,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,
+        ))
+        .layer(middleware::from_fn(
+            meshguard_service_kit::request_id::middleware,
         ))
         .with_state(state)
 }

@@ -10,6 +10,9 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// Log lines as text or as one JSON object each (level: MESHGUARD_LOG).
+    #[arg(long, env = "MESHGUARD_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: meshguard_service_kit::logging::LogFormat,
     /// Address to listen on.
     #[arg(long, env = "MESHGUARD_STATE_LISTEN", default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
@@ -61,11 +64,12 @@ pub struct ServeArgs {
     /// End the session that reported an impossible travel.
     #[arg(long, env = "MESHGUARD_TRAVEL_END_SESSION")]
     pub travel_end_session: bool,
-    /// How long a session revocation stays in the feed (the longest token lifetime).
+    /// How long a session revocation stays in the feed: at least the longest
+    /// token lifetime a plugin accepts plus twice the largest clock skew.
     #[arg(
         long,
         env = "MESHGUARD_SESSION_REVOCATION_TTL_S",
-        default_value_t = 86_400
+        default_value_t = meshguard_api::revocation::SESSION_REVOCATION_S
     )]
     pub session_revocation_ttl_s: u64,
     /// Entries the revocation stream keeps; an older cursor gets a snapshot.
@@ -101,6 +105,12 @@ impl ServeArgs {
         }
         if !(self.travel_max_kmh.is_finite() && self.travel_max_kmh > 0.0) {
             return Err("--travel-max-kmh must be positive".into());
+        }
+        if self.session_revocation_ttl_s < meshguard_api::revocation::SESSION_REVOCATION_S {
+            return Err(format!(
+                "--session-revocation-ttl-s must be at least {} (the longest token lifetime a plugin accepts plus twice the largest clock skew): a shorter one lets an ended session's tokens back in",
+                meshguard_api::revocation::SESSION_REVOCATION_S
+            ));
         }
         if self.feed_max_len == 0 {
             return Err("--feed-max-len must be at least 1".into());

@@ -14,7 +14,9 @@ pub async fn healthz() -> Json<serde_json::Value> {
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => Json(json!({ "status": "ready", "redis": "ok" })).into_response(),
-        Err(e) => (
+        Err(e) => {
+            tracing::warn!("not ready: {e}");
+            (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({
                 "status": "not_ready",
@@ -22,7 +24,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
                 "error": { "code": meshguard_api::error::codes::STORE_UNAVAILABLE, "message": e.to_string() }
             })),
         )
-            .into_response(),
+            .into_response()
+        }
     }
 }
 

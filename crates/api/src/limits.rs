@@ -31,6 +31,10 @@ pub struct RouteCost {
     pub cost: u64,
 }
 
+/// The largest cost of one request, lease or refund (tokens): from a route,
+/// a response header, or a call to the state service.
+pub const MAX_COST: u64 = 1_000_000;
+
 pub const SEED_DEFAULT_TIER: &str = "free";
 
 /// The seed tiers: free 10/min + 100/h, premium 50/min + 1,000/h,

@@ -4,6 +4,15 @@
 
 use serde::{Deserialize, Serialize};
 
+/// One decision over all of a request's buckets ([`RateLimitRequest`]).
+pub const CHECK_PATH: &str = "/v1/ratelimit/check";
+/// Tokens leased ahead (`lease::LeaseRequest`).
+pub const LEASE_PATH: &str = "/v1/ratelimit/lease";
+/// A lease's usage reported, its unspent tokens given back (`lease::UsageReport`).
+pub const USAGE_PATH: &str = "/v1/ratelimit/usage";
+/// Tokens a cheaper response did not use, given back (`lease::RefundRequest`).
+pub const REFUND_PATH: &str = "/v1/ratelimit/refund";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitRequest {

@@ -1,15 +1,16 @@
 //! The rate-limit plugin's configuration (the filter's `configuration` JSON).
 
 use meshguard_api::limits::{seed_global, seed_tiers, SEED_DEFAULT_TIER};
-pub use meshguard_api::limits::{Rate, RouteCost, TierLimits};
+pub use meshguard_api::limits::{Rate, RouteCost, TierLimits, MAX_COST};
 use meshguard_plugin_kit::config::{ConfigError, Validate};
 use meshguard_plugin_kit::state_client::StateClientConfig;
 use meshguard_policy::ratelimit::Bucket;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-/// The largest cost of one request, from a route or a response header.
-pub const MAX_COST: u64 = 1_000_000;
+/// Exempt paths at most, and the longest one (bytes).
+const MAX_EXEMPT_PATHS: usize = 64;
+const MAX_EXEMPT_PATH_LEN: usize = 1_024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -53,6 +54,9 @@ pub struct RateLimitConfig {
     pub global: Option<Rate>,
     /// Route-prefix costs; the longest matching prefix wins, else 1.
     pub costs: Vec<RouteCost>,
+    /// Paths never limited nor charged (health probes), matched exactly,
+    /// the query string ignored.
+    pub exempt_paths: Vec<String>,
     pub identity: IdentityConfig,
     /// Decide and count, never deny.
     pub shadow: bool,
@@ -82,6 +86,7 @@ impl Default for RateLimitConfig {
             tiers: seed_tiers(),
             global: Some(seed_global()),
             costs: Vec::new(),
+            exempt_paths: vec!["/healthz".into()],
             identity: IdentityConfig::default(),
             shadow: false,
             ratelimit_headers: true,
@@ -160,6 +165,15 @@ impl RateLimitConfig {
         self.anonymous_tier.as_deref().unwrap_or(&self.default_tier)
     }
 
+    /// Whether requests to `path` (with its query string) pass unlimited
+    /// and uncharged.
+    pub fn is_exempt(&self, path: impl AsRef<[u8]>) -> bool {
+        let path = path.as_ref();
+        let end = path.iter().position(|&b| b == b'?').unwrap_or(path.len());
+        let path = path.get(..end).unwrap_or(path);
+        self.exempt_paths.iter().any(|p| p.as_bytes() == path)
+    }
+
     /// Whether deciding a request needs any of its headers: the identity
     /// headers, the path for `costs`, or `x-forwarded-for`. A limiter keyed
     /// on the peer address alone needs none, and skips reading the header
@@ -215,6 +229,24 @@ impl Validate for RateLimitConfig {
                 return Err(ConfigError::new(
                     format!("costs[{i}].cost"),
                     format!("must be from 1 to {MAX_COST}"),
+                ));
+            }
+        }
+        if self.exempt_paths.len() > MAX_EXEMPT_PATHS {
+            return Err(ConfigError::new(
+                "exempt_paths",
+                format!("at most {MAX_EXEMPT_PATHS} paths"),
+            ));
+        }
+        for (i, p) in self.exempt_paths.iter().enumerate() {
+            let valid = p.starts_with('/')
+                && p.len() <= MAX_EXEMPT_PATH_LEN
+                && p.bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#');
+            if !valid {
+                return Err(ConfigError::new(
+                    format!("exempt_paths[{i}]"),
+                    format!("must be a path starting with /, without query, fragment or spaces, at most {MAX_EXEMPT_PATH_LEN} bytes"),
                 ));
             }
         }
@@ -294,6 +326,29 @@ mod tests {
         assert_eq!(config.anonymous_tier(), "free");
         assert_eq!(config.state.timeout_ms, 20);
         assert!(config.ratelimit_headers);
+        assert_eq!(config.exempt_paths, ["/healthz"]);
+    }
+
+    #[test]
+    fn exempt_paths_match_exactly_with_any_query() {
+        let config: RateLimitConfig = load(None).unwrap();
+        assert!(config.is_exempt("/healthz"));
+        assert!(config.is_exempt("/healthz?probe=lb"));
+        for path in [
+            "/healthz/",
+            "/healthzz",
+            "/healthz/x",
+            "/",
+            "/api/healthz",
+            "/HEALTHZ",
+        ] {
+            assert!(!config.is_exempt(path), "{path}");
+        }
+        let none: RateLimitConfig = load(Some(br#"{"exempt_paths": []}"#)).unwrap();
+        assert!(!none.is_exempt("/healthz"));
+        let two: RateLimitConfig =
+            load(Some(br#"{"exempt_paths": ["/healthz", "/ready"]}"#)).unwrap();
+        assert!(two.is_exempt("/ready?x=1") && two.is_exempt("/healthz"));
     }
 
     #[test]
@@ -344,7 +399,11 @@ mod tests {
 
     #[test]
     fn bad_fields_are_named() {
-        let cases: [(&[u8], &str); 15] = [
+        let cases: [(&[u8], &str); 19] = [
+            (br#"{"exempt_paths": ["healthz"]}"#, "exempt_paths[0]"),
+            (br#"{"exempt_paths": ["/ok", "/a?b"]}"#, "exempt_paths[1]"),
+            (br#"{"exempt_paths": ["/a b"]}"#, "exempt_paths[0]"),
+            (br#"{"exempt_paths": "/healthz"}"#, "exempt_paths"),
             (br#"{"local_buckets": "node"}"#, "local_buckets"),
             (br#"{"shared_slots": 0}"#, "shared_slots"),
             (

@@ -1,22 +1,21 @@
-//! The per-request context: identifies the request, decides it (locally,
-//! through meshguard-state, or from a lease), refuses it with 429 or lets it
-//! through, then adds the rate-limit headers and settles the real cost on
-//! the way back.
+//! The per-request context: identifies the request, has its mode decide it
+//! ([`crate::local`], [`crate::exact`] or [`crate::hybrid`]), refuses it with
+//! 429 or lets it through, then adds the rate-limit headers and settles the
+//! real cost on the way back. Exempt paths (health probes) pass untouched.
 
 use crate::config::{Mode, MAX_COST};
+use crate::exact;
+use crate::hybrid::{self, leases::Spend};
 use crate::identity::{identify, Identity};
-use crate::leases::{bucket_state, Spend};
 use crate::reply::{self, LocalReply};
-use crate::root::{Charge, Runtime, Tier, CHECK_PATH, LEASE_PATH};
-use meshguard_api::lease::{LeaseRequest, LeaseResponse};
-use meshguard_api::ratelimit::{RateLimitRequest, RateLimitResponse};
+use crate::runtime::{Charge, Runtime, Tier};
 use meshguard_plugin_kit::host;
 use meshguard_plugin_kit::request_headers::RequestHeaders;
 use meshguard_plugin_kit::state_client::CallError;
 use meshguard_policy::ratelimit::BucketState;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
+use proxy_wasm::types::{Action, MapType};
 use std::rc::Rc;
 
 /// Who decided a request that passed: where its real cost is settled.
@@ -113,14 +112,9 @@ impl RateLimitFilter {
 
     /// Decides on the local buckets at `now` (µs).
     fn decide_locally(&mut self, rt: &Runtime, tier: &Tier, key: &str, now: u64) -> Action {
-        let (buckets, global) = (&tier.buckets, rt.global.as_ref());
-        let verdict = match &rt.shared {
-            Some(shared) => shared.check(key, buckets, global, now, self.cost),
-            None => rt
-                .limiter
-                .borrow_mut()
-                .check(key, buckets, global, now, self.cost),
-        };
+        let verdict = rt
+            .local
+            .check(key, &tier.buckets, rt.global.as_ref(), now, self.cost);
         rt.stats.keys_evicted.add(verdict.evicted as u64);
         self.conclude(rt, tier, Source::Local, verdict.buckets, !verdict.allowed)
     }
@@ -148,24 +142,9 @@ impl RateLimitFilter {
         call: Call,
         now: u64,
     ) -> Action {
-        let body = match call {
-            Call::Check => serde_json::to_vec(&RateLimitRequest {
-                key: identity.key.clone(),
-                tier: Some(identity.tier.clone()),
-                cost: Some(self.cost),
-                path: None,
-                shadow: rt.config.shadow,
-            }),
-            Call::Lease => serde_json::to_vec(&LeaseRequest {
-                key: identity.key.clone(),
-                tier: Some(identity.tier.clone()),
-                tokens: rt.lease_size(tier, self.cost),
-            }),
-        };
-        let path = if call == Call::Check {
-            CHECK_PATH
-        } else {
-            LEASE_PATH
+        let (path, body) = match call {
+            Call::Check => exact::check_call(identity, self.cost, rt.config.shadow),
+            Call::Lease => hybrid::lease_call(rt, tier, identity, self.cost),
         };
         let Ok(body) = body else {
             return self.fall_back(rt, tier, &identity.key, now);
@@ -213,27 +192,21 @@ impl RateLimitFilter {
             return failed(self);
         }
         match call {
-            Call::Check => match serde_json::from_slice::<RateLimitResponse>(&outcome.body) {
-                Ok(reply) => {
-                    let buckets = reply.buckets.into_iter().map(bucket_state).collect();
-                    self.conclude(rt, tier, Source::Service, buckets, reply.limited)
+            Call::Check => match exact::decided(&outcome.body) {
+                Some((buckets, limited)) => {
+                    self.conclude(rt, tier, Source::Service, buckets, limited)
                 }
-                Err(_) => failed(self),
+                None => failed(self),
             },
-            Call::Lease => match serde_json::from_slice::<LeaseResponse>(&outcome.body) {
-                Ok(reply) => {
-                    rt.stats.leases_taken.inc();
-                    rt.stats.lease_tokens_granted.add(reply.granted);
-                    let (buckets, passed) = rt.leases.borrow_mut().install(
-                        &identity.key,
-                        reply,
-                        self.cost,
-                        host::now_unix_nanos(),
-                    );
-                    self.conclude(rt, tier, Source::Lease, buckets, !passed)
+            Call::Lease => {
+                let now_ns = host::now_unix_nanos();
+                match hybrid::leased(rt, &identity.key, &outcome.body, self.cost, now_ns) {
+                    Some((buckets, passed)) => {
+                        self.conclude(rt, tier, Source::Lease, buckets, !passed)
+                    }
+                    None => failed(self),
                 }
-                Err(_) => failed(self),
-            },
+            }
         }
     }
 
@@ -270,13 +243,7 @@ impl RateLimitFilter {
         match passed.source {
             Source::Local => {
                 let (key, global, now) = (&identity.key, rt.global.as_ref(), now_us());
-                match &rt.shared {
-                    Some(shared) => shared.charge(key, &tier.buckets, global, now, delta),
-                    None => rt
-                        .limiter
-                        .borrow_mut()
-                        .charge(key, &tier.buckets, global, now, delta),
-                }
+                rt.local.charge(key, &tier.buckets, global, now, delta);
             }
             Source::Service => charge(delta),
             Source::Lease => {
@@ -324,7 +291,12 @@ impl RateLimitFilter {
         let Some(rt) = self.runtime.clone() else {
             return Action::Continue;
         };
-        self.cost = rt.costs.of(headers.text(":path").unwrap_or("/"));
+        let path = headers.text(":path").unwrap_or("/");
+        if rt.config.is_exempt(path) {
+            // Never limited, never charged, no rate-limit headers.
+            return Action::Continue;
+        }
+        self.cost = rt.costs.of(path);
         let peer = || host::property(b"source\0address").and_then(|p| String::from_utf8(p).ok());
         let identity = Rc::new(identify(&rt.config, headers, peer));
         self.identity = Some(Rc::clone(&identity));
@@ -336,13 +308,7 @@ impl RateLimitFilter {
             Mode::Local => self.decide_locally(&rt, tier, &identity.key, arrived_us),
             Mode::Exact => self.ask(&rt, tier, &identity, Call::Check, arrived_us),
             Mode::Hybrid => {
-                let spent = rt.leases.borrow_mut().spend(
-                    &identity.key,
-                    self.cost,
-                    headers.arrival_nanos(),
-                    rt.lease_margin_ns(),
-                );
-                match spent {
+                match hybrid::spend(&rt, &identity, self.cost, headers.arrival_nanos()) {
                     Spend::Spent(buckets) => {
                         self.conclude(&rt, tier, Source::Lease, buckets, false)
                     }
@@ -359,7 +325,19 @@ impl RateLimitFilter {
 impl HttpContext for RateLimitFilter {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
         let headers = match &self.runtime {
-            Some(rt) if !rt.config.reads_request_headers() => RequestHeaders::default(),
+            Some(rt) if !rt.config.reads_request_headers() => {
+                // The peer-keyed limiter reads no header but the path, and
+                // that only to find exempt requests.
+                if !rt.config.exempt_paths.is_empty() {
+                    let path = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, ":path")
+                        .ok()
+                        .flatten();
+                    if path.is_some_and(|p| rt.config.is_exempt(&p)) {
+                        return Action::Continue;
+                    }
+                }
+                RequestHeaders::default()
+            }
             _ => RequestHeaders::fetch(),
         };
         self.on_request_headers(&headers)

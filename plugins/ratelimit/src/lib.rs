@@ -3,13 +3,17 @@
 //! client address; decisions are local, exact (meshguard-state per request)
 //! or hybrid (quota leased from meshguard-state, spent locally).
 
+// Request path: root → runtime ← filter; the filter hands each request to
+// its mode (local, exact or hybrid).
 mod config;
+mod exact;
 mod filter;
+mod hybrid;
 mod identity;
-mod leases;
+mod local;
 mod reply;
 mod root;
-mod shared;
+mod runtime;
 mod stats;
 
 pub use config::RateLimitConfig;

@@ -392,3 +392,446 @@ fn traceresponse_and_request_id() {
         "local replies carry it too"
     );
 }
+
+/// The cases the W3C suite (w3c/trace-context `test/`) checks at
+/// `SPEC_LEVEL=2 STRICT_LEVEL=2`, with its header values, so every
+/// `scripts/test` run covers what `scripts/w3c-trace-context` checks.
+#[test]
+fn w3c_suite_cases_at_level_2() {
+    const ID: &str = "12345678901234567890123456789012";
+    const TP: &str = "00-12345678901234567890123456789012-1234567890123456-01";
+    let mesh = mesh(json!({"sampling_ratio": 0.0, "tracestate_key": "meshguard"}));
+    let send = |headers: &[(&str, &str)]| {
+        let mut request = Request::get("/echo");
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let seen = mesh.upstream_saw(request);
+        let fields = forwarded(&seen);
+        let members: Vec<(String, String)> = tracestate(&seen)
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|m| m.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        (fields, members)
+    };
+
+    let tp_dot = format!("{TP}.");
+    let tp_future = format!("{TP}-what-the-future-will-be-like");
+    let tp_space_before = format!(" {TP}");
+    let tp_tab_before = format!("\t{TP}");
+    let tp_space_after = format!("{TP} ");
+    let tp_tab_after = format!("{TP}\t");
+    let tp_ows_both = format!("\t {TP} \t");
+    // traceparent: continued (true) or a new trace (false).
+    let traceparent_cases: Vec<(&str, Vec<(&str, &str)>, bool)> = vec![
+        ("included", vec![("traceparent", TP)], true),
+        (
+            "duplicated",
+            vec![
+                ("traceparent", "00-12345678901234567890123456789011-1234567890123456-01"),
+                ("traceparent", TP),
+            ],
+            false,
+        ),
+        ("header name trace-parent", vec![("trace-parent", TP)], false),
+        ("header name trace.parent", vec![("trace.parent", TP)], false),
+        ("casing TraceParent", vec![("TraceParent", TP)], true),
+        ("casing TrAcEpArEnT", vec![("TrAcEpArEnT", TP)], true),
+        ("casing TRACEPARENT", vec![("TRACEPARENT", TP)], true),
+        ("version 00, trailing dot", vec![("traceparent", &tp_dot)], false),
+        (
+            "version 00, trailing fields",
+            vec![("traceparent", &tp_future)],
+            false,
+        ),
+        ("version cc", vec![("traceparent", "cc-12345678901234567890123456789012-1234567890123456-01")], true),
+        (
+            "version cc, more fields",
+            vec![("traceparent", "cc-12345678901234567890123456789012-1234567890123456-01-what-the-future-will-be-like")],
+            true,
+        ),
+        (
+            "version cc, dot after the flags",
+            vec![("traceparent", "cc-12345678901234567890123456789012-1234567890123456-01.what-the-future-will-be-like")],
+            false,
+        ),
+        ("version ff", vec![("traceparent", "ff-12345678901234567890123456789012-1234567890123456-01")], false),
+        ("version .0", vec![("traceparent", ".0-12345678901234567890123456789012-1234567890123456-01")], false),
+        ("version 0.", vec![("traceparent", "0.-12345678901234567890123456789012-1234567890123456-01")], false),
+        ("version 000", vec![("traceparent", "000-12345678901234567890123456789012-1234567890123456-01")], false),
+        ("version 0000", vec![("traceparent", "0000-12345678901234567890123456789012-1234567890123456-01")], false),
+        ("version 0", vec![("traceparent", "0-12345678901234567890123456789012-1234567890123456-01")], false),
+        ("trace-id .…", vec![("traceparent", "00-.2345678901234567890123456789012-1234567890123456-01")], false),
+        ("trace-id ….", vec![("traceparent", "00-1234567890123456789012345678901.-1234567890123456-01")], false),
+        ("trace-id too long", vec![("traceparent", "00-123456789012345678901234567890123-1234567890123456-01")], false),
+        ("trace-id too short", vec![("traceparent", "00-1234567890123456789012345678901-1234567890123456-01")], false),
+        ("parent-id zero", vec![("traceparent", "00-12345678901234567890123456789012-0000000000000000-01")], false),
+        ("parent-id .…", vec![("traceparent", "00-12345678901234567890123456789012-.234567890123456-01")], false),
+        ("parent-id ….", vec![("traceparent", "00-12345678901234567890123456789012-123456789012345.-01")], false),
+        ("parent-id too long", vec![("traceparent", "00-12345678901234567890123456789012-12345678901234567-01")], false),
+        ("parent-id too short", vec![("traceparent", "00-12345678901234567890123456789012-123456789012345-01")], false),
+        ("flags .0", vec![("traceparent", "00-12345678901234567890123456789012-1234567890123456-.0")], false),
+        ("flags 0.", vec![("traceparent", "00-12345678901234567890123456789012-1234567890123456-0.")], false),
+        ("flags too long", vec![("traceparent", "00-12345678901234567890123456789012-1234567890123456-001")], false),
+        ("flags too short", vec![("traceparent", "00-12345678901234567890123456789012-1234567890123456-1")], false),
+        ("leading space", vec![("traceparent", &tp_space_before)], true),
+        ("leading tab", vec![("traceparent", &tp_tab_before)], true),
+        ("trailing space", vec![("traceparent", &tp_space_after)], true),
+        ("trailing tab", vec![("traceparent", &tp_tab_after)], true),
+        ("both", vec![("traceparent", &tp_ows_both)], true),
+    ];
+    for (name, headers, continued) in &traceparent_cases {
+        let ([_, trace_id, parent_id, _], _) = send(headers);
+        assert_ne!(parent_id, "1234567890123456", "{name}: a new parent-id");
+        assert_eq!(trace_id == ID, *continued, "{name}: trace-id {trace_id}");
+    }
+    let ([_, trace_id, _, _], _) = send(&[(
+        "traceparent",
+        "00-00000000000000000000000000000000-1234567890123456-01",
+    )]);
+    assert_ne!(trace_id, "0".repeat(32), "all-zero trace-id replaced");
+
+    // Level 2: the random flag is propagated.
+    let ([_, trace_id, parent_id, flags], _) = send(&[(
+        "traceparent",
+        "00-12345678901234567890123456789012-1234567890123456-02",
+    )]);
+    assert_eq!(trace_id, ID);
+    assert_ne!(parent_id, "1234567890123456");
+    assert_eq!(
+        u8::from_str_radix(&flags, 16).unwrap() & 2,
+        2,
+        "random flag"
+    );
+
+    // tracestate: members that must and must not come out.
+    let tp = (
+        "traceparent",
+        "00-12345678901234567890123456789012-1234567890123456-00",
+    );
+    let key_chars = "abcdefghijklmnopqrstuvwxyz0123456789_-*/";
+    let vendor_key = format!("{key_chars}@a-z0-9_-*/");
+    let all_values: String = (0x20u8..=0x7e)
+        .filter(|c| *c != b',' && *c != b'=')
+        .map(char::from)
+        .collect();
+    let plain_member = format!("{key_chars}={all_values}");
+    let vendor_member = format!("{vendor_key}={all_values}");
+    let z256 = "z".repeat(256);
+    let z256_member = format!("{z256}=1");
+    let z257_member = format!("{}=1", "z".repeat(257));
+    let t241 = format!("{}@{}", "t".repeat(241), "v".repeat(14));
+    let t241_member = format!("{t241}=1");
+    let t242 = format!("{}@v", "t".repeat(242));
+    let t242_member = format!("{t242}=1");
+    let v15 = format!("t@{}", "v".repeat(15));
+    let v15_member = format!("{v15}=1");
+    let bars = |range: std::ops::RangeInclusive<u32>| {
+        range
+            .map(|i| format!("bar{i:02}={i:02}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (b1, b2, b3, b4, b4_33) = (
+        bars(1..=10),
+        bars(11..=20),
+        bars(21..=30),
+        bars(31..=32),
+        bars(31..=33),
+    );
+    type Case<'a> = (
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        Vec<(&'a str, &'a str)>,
+        Vec<&'a str>,
+    );
+    let tracestate_cases: Vec<Case> = vec![
+        (
+            "missing traceparent",
+            vec![("tracestate", "foo=1,bar=2")],
+            vec![],
+            vec!["foo", "bar"],
+        ),
+        (
+            "inherited",
+            vec![tp, ("tracestate", "foo=1,bar=2")],
+            vec![("foo", "1"), ("bar", "2")],
+            vec![],
+        ),
+        (
+            "name trace-state",
+            vec![tp, ("trace-state", "foo=1")],
+            vec![],
+            vec!["foo"],
+        ),
+        (
+            "name trace.state",
+            vec![tp, ("trace.state", "foo=1")],
+            vec![],
+            vec!["foo"],
+        ),
+        (
+            "casing TraceState",
+            vec![tp, ("TraceState", "foo=1")],
+            vec![("foo", "1")],
+            vec![],
+        ),
+        (
+            "casing TrAcEsTaTe",
+            vec![tp, ("TrAcEsTaTe", "foo=1")],
+            vec![("foo", "1")],
+            vec![],
+        ),
+        (
+            "casing TRACESTATE",
+            vec![tp, ("TRACESTATE", "foo=1")],
+            vec![("foo", "1")],
+            vec![],
+        ),
+        ("empty", vec![tp, ("tracestate", "")], vec![], vec![""]),
+        (
+            "empty after",
+            vec![tp, ("tracestate", "foo=1"), ("tracestate", "")],
+            vec![("foo", "1")],
+            vec![],
+        ),
+        (
+            "empty before",
+            vec![tp, ("tracestate", ""), ("tracestate", "foo=1")],
+            vec![("foo", "1")],
+            vec![],
+        ),
+        (
+            "duplicated foo=1,foo=1",
+            vec![tp, ("tracestate", "foo=1,foo=1")],
+            vec![("foo", "1")],
+            vec![],
+        ),
+        (
+            "duplicated across headers",
+            vec![tp, ("tracestate", "foo=1"), ("tracestate", "foo=1")],
+            vec![("foo", "1")],
+            vec![],
+        ),
+        (
+            "all allowed characters",
+            vec![tp, ("tracestate", &plain_member)],
+            vec![(key_chars, &all_values)],
+            vec![],
+        ),
+        (
+            "all allowed, vendor key",
+            vec![tp, ("tracestate", &vendor_member)],
+            vec![(&vendor_key, &all_values)],
+            vec![],
+        ),
+        (
+            "ows",
+            vec![tp, ("tracestate", "foo=1 \t , \t bar=2, \t baz=3")],
+            vec![("foo", "1"), ("bar", "2"), ("baz", "3")],
+            vec![],
+        ),
+        (
+            "ows tabs",
+            vec![tp, ("tracestate", "foo=1\t \t,\t \tbar=2,\t \tbaz=3")],
+            vec![("foo", "1"), ("bar", "2"), ("baz", "3")],
+            vec![],
+        ),
+        (
+            "leading space",
+            vec![tp, ("tracestate", " foo=1")],
+            vec![("foo", "1")],
+            vec![],
+        ),
+        (
+            "leading tab",
+            vec![tp, ("tracestate", "\tfoo=1")],
+            vec![("foo", "1")],
+            vec![],
+        ),
+        (
+            "trailing space",
+            vec![tp, ("tracestate", "foo=1 ")],
+            vec![("foo", "1")],
+            vec![],
+        ),
+        (
+            "trailing tab",
+            vec![tp, ("tracestate", "foo=1\t")],
+            vec![("foo", "1")],
+            vec![],
+        ),
+        (
+            "both",
+            vec![tp, ("tracestate", "\t foo=1 \t")],
+            vec![("foo", "1")],
+            vec![],
+        ),
+        (
+            "key with a space",
+            vec![tp, ("tracestate", "foo =1")],
+            vec![],
+            vec!["foo ", "foo"],
+        ),
+        (
+            "uppercase key",
+            vec![tp, ("tracestate", "FOO=1")],
+            vec![],
+            vec!["FOO"],
+        ),
+        (
+            "key with a dot",
+            vec![tp, ("tracestate", "foo.bar=1")],
+            vec![],
+            vec!["foo.bar"],
+        ),
+        (
+            "key foo@",
+            vec![tp, ("tracestate", "foo@=1,bar=2")],
+            vec![("foo@", "1"), ("bar", "2")],
+            vec![],
+        ),
+        (
+            "key @foo",
+            vec![tp, ("tracestate", "@foo=1,bar=2")],
+            vec![],
+            vec!["bar"],
+        ),
+        (
+            "key foo@@bar",
+            vec![tp, ("tracestate", "foo@@bar=1,bar=2")],
+            vec![("foo@@bar", "1"), ("bar", "2")],
+            vec![],
+        ),
+        (
+            "key foo@bar@baz",
+            vec![tp, ("tracestate", "foo@bar@baz=1,bar=2")],
+            vec![("foo@bar@baz", "1"), ("bar", "2")],
+            vec![],
+        ),
+        (
+            "32 members",
+            vec![
+                tp,
+                ("tracestate", &b1),
+                ("tracestate", &b2),
+                ("tracestate", &b3),
+                ("tracestate", &b4),
+            ],
+            vec![("bar01", "01")],
+            vec![],
+        ),
+        (
+            "33 members",
+            vec![
+                tp,
+                ("tracestate", &b1),
+                ("tracestate", &b2),
+                ("tracestate", &b3),
+                ("tracestate", &b4_33),
+            ],
+            vec![],
+            vec!["bar01"],
+        ),
+        (
+            "256-character key",
+            vec![tp, ("tracestate", "foo=1"), ("tracestate", &z256_member)],
+            vec![("foo", "1"), (&z256, "1")],
+            vec![],
+        ),
+        (
+            "257-character key",
+            vec![tp, ("tracestate", "foo=1"), ("tracestate", &z257_member)],
+            vec![],
+            vec!["foo"],
+        ),
+        (
+            "241@14",
+            vec![tp, ("tracestate", "foo=1"), ("tracestate", &t241_member)],
+            vec![("foo", "1"), (&t241, "1")],
+            vec![],
+        ),
+        (
+            "242@1",
+            vec![tp, ("tracestate", "foo=1"), ("tracestate", &t242_member)],
+            vec![("foo", "1"), (&t242, "1")],
+            vec![],
+        ),
+        (
+            "1@15",
+            vec![tp, ("tracestate", "foo=1"), ("tracestate", &v15_member)],
+            vec![("foo", "1"), (&v15, "1")],
+            vec![],
+        ),
+        (
+            "value with =",
+            vec![tp, ("tracestate", "foo=bar=baz")],
+            vec![],
+            vec!["foo"],
+        ),
+        (
+            "empty value",
+            vec![tp, ("tracestate", "foo=,bar=3")],
+            vec![],
+            vec!["foo", "bar"],
+        ),
+    ];
+    for (name, headers, present, absent) in &tracestate_cases {
+        let (_, members) = send(headers);
+        let get = |key: &str| {
+            members
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            members.first().map(|(k, _)| k.as_str()),
+            Some("meshguard"),
+            "{name}: own member first"
+        );
+        for (key, value) in present {
+            assert_eq!(
+                get(key),
+                Some(*value),
+                "{name}: {key} inherited: {members:?}"
+            );
+        }
+        for key in absent {
+            assert_eq!(get(key), None, "{name}: {key} discarded: {members:?}");
+        }
+        assert!(members.len() <= 32, "{name}: at most 32 members");
+    }
+    let (_, members) = send(&[tp, ("tracestate", "foo=1,foo=2")]);
+    assert!(members
+        .iter()
+        .any(|m| m == &("foo".into(), "1".into()) || m == &("foo".into(), "2".into())));
+    let (_, members) = send(&[
+        tp,
+        ("tracestate", "foo=1,bar=2"),
+        ("tracestate", "rojo=1,congo=2"),
+        ("tracestate", "baz=3"),
+    ]);
+    let keys: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["meshguard", "foo", "bar", "rojo", "congo", "baz"],
+        "headers combined in order"
+    );
+
+    // The suite's AdvancedTest: every request is a span of its own.
+    for traceparent in [
+        Some(TP),
+        None,
+        Some("00-00000000000000000000000000000000-1234567890123456-01"),
+    ] {
+        let headers: Vec<(&str, &str)> = traceparent
+            .map(|t| ("traceparent", t))
+            .into_iter()
+            .collect();
+        let parents: std::collections::BTreeSet<String> =
+            (0..3).map(|_| send(&headers).0[2].clone()).collect();
+        assert_eq!(parents.len(), 3, "{traceparent:?}: three parent-ids");
+    }
+}

@@ -11,25 +11,50 @@ use axum::response::Response;
 use meshguard_api::error::codes;
 use subtle::ConstantTimeEq;
 
+/// One secret, or several during a rotation: a value (or file) holding one
+/// secret per line accepts each of them, so the callers can move from the
+/// old secret to the new one without a moment where either is refused.
 #[derive(Clone)]
-pub struct Secret(Vec<u8>);
+pub struct Secret(Vec<Vec<u8>>);
 
 impl Secret {
+    /// One secret per non-blank line (surrounding whitespace trimmed).
     /// Refuses secrets shorter than 16 bytes: they are guessable.
     pub fn new(value: &str) -> Result<Secret, String> {
-        let value = value.trim();
-        if value.len() < 16 {
-            return Err("must be at least 16 characters".into());
+        let values: Vec<Vec<u8>> = value
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(|line| line.as_bytes().to_vec())
+            .collect();
+        if values.is_empty() || values.iter().any(|v| v.len() < 16) {
+            return Err("must be at least 16 characters (each line, when rotating)".into());
         }
-        Ok(Secret(value.as_bytes().to_vec()))
+        Ok(Secret(values))
     }
 
+    /// Whether `given` is one of the secrets. Every one is compared, in
+    /// constant time, whatever matched: timing does not tell which was close.
     pub fn matches(&self, given: &[u8]) -> bool {
-        self.0.as_slice().ct_eq(given).into()
+        self.0
+            .iter()
+            .fold(subtle::Choice::from(0), |found, value| {
+                found | value.as_slice().ct_eq(given)
+            })
+            .into()
     }
 
+    /// The first secret: the one a client of this value sends.
     pub fn expose(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        self.0
+            .first()
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .unwrap_or_default()
+    }
+
+    /// Whether any of these secrets is also one of `other`'s.
+    pub fn overlaps(&self, other: &Secret) -> bool {
+        self.0.iter().any(|value| other.matches(value))
     }
 }
 
@@ -114,6 +139,19 @@ mod tests {
         assert!(!s.matches(b""));
         assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
         assert!(Secret::new("short").is_err());
+    }
+
+    #[test]
+    fn a_rotation_accepts_the_old_and_the_new_secret() {
+        let s = Secret::new("old-secret-0123456789\n\n  new-secret-0123456789  \n").unwrap();
+        assert!(s.matches(b"old-secret-0123456789"));
+        assert!(s.matches(b"new-secret-0123456789"));
+        assert!(!s.matches(b"other-secret-0123456"));
+        assert_eq!(s.expose(), "old-secret-0123456789");
+        assert!(Secret::new("a-long-enough-secret\nshort").is_err());
+        assert!(Secret::new(" \n ").is_err());
+        let admin = Secret::new("new-secret-0123456789").unwrap();
+        assert!(s.overlaps(&admin) && admin.overlaps(&s));
     }
 
     #[test]

@@ -136,7 +136,7 @@ impl ServeArgs {
             self.admin_token.as_deref(),
             self.admin_token_file.as_ref(),
         )?;
-        if plugin.matches(admin.expose().as_bytes()) {
+        if plugin.overlaps(&admin) {
             return Err("the plugin secret and the admin token must differ".into());
         }
         Ok(Secrets { plugin, admin })

@@ -124,6 +124,9 @@ pub struct EnvoySpec {
     /// Address of the listener and admin; `None` is 127.0.0.1.
     pub listen_address: Option<String>,
     pub services: Vec<Service>,
+    /// The GDPR data path's listener (`meshguard_gdpr`: only
+    /// `/api/<service>/gdpr/...`, no Meshguard filter); `None` renders none.
+    pub gdpr_listener_port: Option<u16>,
     pub resilience: Resilience,
     /// Envoy's own HTTP filters (YAML list items starting `- name:`), placed
     /// before the Meshguard filters; the benchmarks' native reference.

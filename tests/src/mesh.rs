@@ -54,6 +54,8 @@ pub mod fixed {
     pub const STATE: u16 = 7070;
     pub const GDPR: u16 = 7071;
     pub const REDIS: u16 = 6379;
+    /// Envoy's GDPR data path (`meshguard_gdpr` listener), loopback only.
+    pub const GDPR_PATH: u16 = 10001;
 }
 
 /// The filter chain's order: identity before limits and flags.
@@ -198,6 +200,7 @@ pub struct Mesh {
     /// `{"trace": …, "auth": …, "ratelimit": …, "flags": …}`.
     pub plugin_config: Value,
     pub layout: Layout,
+    gdpr_path_port: u16,
     run_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
 }
@@ -257,8 +260,10 @@ impl Mesh {
         );
 
         let listener_port = port(fixed::LISTENER);
+        let gdpr_path_port = port(fixed::GDPR_PATH);
         let mut spec = EnvoySpec::new();
         spec.listener_port = listener_port;
+        spec.gdpr_listener_port = Some(gdpr_path_port);
         spec.admin_port = port(fixed::ADMIN);
         spec.concurrency = options.concurrency;
         spec = spec.cluster("meshguard_state", state.port);
@@ -271,7 +276,7 @@ impl Mesh {
         let gdpr = start_gdpr(
             &run_dir,
             port(fixed::GDPR),
-            listener_port,
+            gdpr_path_port,
             &redis,
             &state,
             &options,
@@ -286,6 +291,7 @@ impl Mesh {
             redis,
             plugin_config,
             layout: options.layout,
+            gdpr_path_port,
             run_dir,
             _temp: temp,
         };
@@ -373,6 +379,12 @@ impl Mesh {
     /// meshguard-gdpr's HTTP API.
     pub fn gdpr_port(&self) -> u16 {
         self.gdpr.port
+    }
+
+    /// Envoy's `meshguard_gdpr` listener: `/api/<service>/gdpr/...` only,
+    /// for meshguard-gdpr's connectors (the upstreams check `gdpr-token`).
+    pub fn gdpr_path_port(&self) -> u16 {
+        self.gdpr_path_port
     }
 
     pub fn gdpr_admin_token(&self) -> String {
@@ -538,11 +550,13 @@ fn gdpr_command(run_dir: &Path, redis: &Redis, state: &StateService) -> Command 
 }
 
 /// `meshguard-gdpr serve` with its key, database, packages and outbox under
-/// `<run dir>/gdpr`, and the five upstreams as connectors.
+/// `<run dir>/gdpr`, and the five upstreams as connectors: through Envoy's
+/// `meshguard_gdpr` listener (the public one refuses `/api/<svc>/gdpr`),
+/// with the upstreams' GDPR token from `<run dir>/gdpr-token`.
 fn start_gdpr(
     run_dir: &Path,
     port: u16,
-    listener_port: u16,
+    gdpr_path_port: u16,
     redis: &Redis,
     state: &StateService,
     options: &MeshOptions,
@@ -566,7 +580,7 @@ fn start_gdpr(
         .map(|(name, _)| {
             json!({
                 "name": name,
-                "url": format!("http://127.0.0.1:{listener_port}/api/{name}/gdpr/users/{{id}}"),
+                "url": format!("http://127.0.0.1:{gdpr_path_port}/api/{name}/gdpr/users/{{id}}"),
                 "token_file": run_dir.join("gdpr-token"),
             })
         })

@@ -36,6 +36,7 @@ fn main() {
         fixed::STATE,
         fixed::REDIS,
         fixed::GDPR,
+        fixed::GDPR_PATH,
     ];
     for port in ports.into_iter().chain(python::fixed_ports()) {
         if TcpListener::bind(("127.0.0.1", port)).is_err() {

@@ -127,6 +127,9 @@ pub struct EnvoySpec {
     /// The GDPR data path's listener (`meshguard_gdpr`: only
     /// `/api/<service>/gdpr/...`, no Meshguard filter); `None` renders none.
     pub gdpr_listener_port: Option<u16>,
+    /// Address of the GDPR data path's listener; `None` is 127.0.0.1
+    /// (compose: `0.0.0.0` on a container port that is not published).
+    pub gdpr_listen_address: Option<String>,
     pub resilience: Resilience,
     /// Envoy's own HTTP filters (YAML list items starting `- name:`), placed
     /// before the Meshguard filters; the benchmarks' native reference.

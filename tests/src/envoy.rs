@@ -107,6 +107,30 @@ pub struct Resilience {
     pub max_requests: Option<u32>,
 }
 
+/// Envoy's HTTP cache filter (`envoy.filters.http.cache`) in the template.
+#[derive(Clone, Debug, Serialize)]
+pub struct Cache {
+    /// The file-system cache's directory (created if missing), shared by
+    /// every worker and kept across restarts.
+    pub path: PathBuf,
+    /// The in-memory backend instead, for the benchmark's comparison only:
+    /// it has no size bound and Envoy 1.40's crashes on a `Vary` response.
+    pub memory: bool,
+}
+
+impl Cache {
+    /// The shipped file-system cache in `dir`, created here: Envoy 1.40
+    /// does not create it (`create_cache_path` notwithstanding) and then
+    /// stores nothing.
+    pub fn in_dir(dir: &Path) -> Cache {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        Cache {
+            path: dir.to_path_buf(),
+            memory: false,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Route {
     pub prefix: String,
@@ -134,6 +158,9 @@ pub struct EnvoySpec {
     /// Envoy's own HTTP filters (YAML list items starting `- name:`), placed
     /// before the Meshguard filters; the benchmarks' native reference.
     pub native_filters: Vec<String>,
+    /// Envoy's HTTP cache after the Meshguard filters (docs/upstreams.md,
+    /// "Caching"); `None` renders no cache.
+    pub cache: Option<Cache>,
     #[serde(skip)]
     pub concurrency: u32,
     /// A command Envoy runs under (e.g. valgrind), empty to run it directly.

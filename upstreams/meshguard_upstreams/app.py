@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .caching import NoStoreByDefault
 from .faults import FaultMiddleware
 from .store import Store
 
@@ -139,4 +140,5 @@ def build(
         ],
         exception_handlers={HTTPException: http_error},
     )
-    return InstanceHeader(FaultMiddleware(app), instance)
+    # Outside the fault switch: its injected errors are no-store too.
+    return InstanceHeader(NoStoreByDefault(FaultMiddleware(app)), instance)

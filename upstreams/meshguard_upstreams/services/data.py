@@ -7,10 +7,11 @@ import re
 from datetime import datetime
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..app import BadRequest, field, json_body, user_of
+from ..caching import cacheable
 from ..store import Store
 
 NAME = "data"
@@ -18,6 +19,8 @@ ENDPOINTS = ["POST /events/validate", "GET /market/{symbol}"]
 EVENT_TYPES = {"page_view", "click", "purchase", "signup"}
 MAX_EVENTS = 1_000
 SYMBOL = re.compile(r"^[A-Z]{1,10}$")
+# A quote may be this many seconds old: the same for every caller, so any cache keeps it.
+QUOTE_MAX_AGE = 2
 
 
 def event_errors(event: object) -> list[str]:
@@ -67,13 +70,14 @@ def routes(store: Store) -> list[Route]:
         store.add(user_of(request), "validation", {"events": len(events), "valid": valid})
         return JSONResponse({"valid": valid, "invalid": len(events) - valid, "results": results})
 
-    async def market(request: Request) -> JSONResponse:
+    async def market(request: Request) -> Response:
         symbol = request.path_params["symbol"]
         if not SYMBOL.match(symbol):
             raise BadRequest("symbol must be 1..10 upper-case letters")
         result = quote(symbol)
+        # Kept for the requests that reach the service: an answer from a cache leaves none.
         store.add(user_of(request), "quote", {"symbol": symbol})
-        return JSONResponse(result)
+        return cacheable(request, result, QUOTE_MAX_AGE)
 
     return [
         Route("/events/validate", validate, methods=["POST"]),

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..app import BadRequest, field, json_body, user_of
+from ..caching import cacheable
 from ..store import Store
 
 NAME = "fraud"
@@ -24,6 +25,8 @@ RULES = {
     "high_risk_country": 40,
 }
 REVIEW_AT, DECLINE_AT = 40, 70
+# The rules change with a deployment only: a minute in any cache.
+RULES_MAX_AGE = 60
 CODE = {"currency": re.compile(r"^[A-Z]{3}$"), "country": re.compile(r"^[A-Z]{2}$")}
 
 
@@ -65,7 +68,7 @@ def routes(store: Store) -> list[Route]:
         store.add(user_of(request), "assessment", {"amount": body["amount"], "currency": body["currency"], **result})
         return JSONResponse(result)
 
-    async def rules(_: Request) -> JSONResponse:
-        return JSONResponse({"rules": RULES, "review_at": REVIEW_AT, "decline_at": DECLINE_AT})
+    async def rules(request: Request) -> Response:
+        return cacheable(request, {"rules": RULES, "review_at": REVIEW_AT, "decline_at": DECLINE_AT}, RULES_MAX_AGE)
 
     return [Route("/assess", assess_route, methods=["POST"]), Route("/rules", rules, methods=["GET"])]

@@ -5,16 +5,20 @@ from __future__ import annotations
 import math
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..app import BadRequest, field, json_body, user_of
+from ..caching import cacheable
 from ..store import Store
 
 NAME = "ml"
-ENDPOINTS = ["POST /predict", "POST /train", "GET /model"]
+ENDPOINTS = ["POST /predict", "GET /predict?features=..", "POST /train", "GET /model"]
 MAX_FEATURES = 64
 DEFAULT_MODEL = {"version": 0, "bias": -0.5, "weights": [0.8, -0.4, 0.3, 0.1]}
+# How long a cache may answer GET /model and GET /predict: a POST /train is
+# seen by every reader at most this many seconds later.
+MODEL_MAX_AGE = 2
 
 
 def features_of(raw: object, name: str) -> list[float]:
@@ -79,11 +83,27 @@ def routes(store: Store) -> list[Route]:
         store.add(user_of(request), "training", result)
         return JSONResponse(result)
 
-    async def get_model(_: Request) -> JSONResponse:
-        return JSONResponse(model())
+    async def predict_get(request: Request) -> Response:
+        # The same input gives the same answer for everyone until the model
+        # changes: shared and cacheable, so it keeps no per-user record.
+        raw = request.query_params.get("features", "")
+        try:
+            values = [float(x) for x in raw.split(",")] if raw else []
+        except ValueError as err:
+            raise BadRequest("features must be comma-separated numbers") from err
+        features = features_of(values, "features")
+        current = model()
+        p = score(current, features)
+        return cacheable(
+            request, {"score": round(p, 6), "label": int(p >= 0.5), "model_version": current["version"]}, MODEL_MAX_AGE
+        )
+
+    async def get_model(request: Request) -> Response:
+        return cacheable(request, model(), MODEL_MAX_AGE)
 
     return [
         Route("/predict", predict, methods=["POST"]),
+        Route("/predict", predict_get, methods=["GET"]),
         Route("/train", train, methods=["POST"]),
         Route("/model", get_model, methods=["GET"]),
     ]

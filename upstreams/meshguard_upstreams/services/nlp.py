@@ -5,16 +5,19 @@ from __future__ import annotations
 import re
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..app import BadRequest, field, json_body, user_of
+from ..caching import cacheable
 from ..store import Store
 
 NAME = "nlp"
 ENDPOINTS = ["POST /detect", "POST /translate", "POST /batch", "GET /languages"]
 MAX_TEXT = 10_000
 MAX_BATCH = 100
+# The languages change with a deployment only: five minutes in any cache.
+LANGUAGES_MAX_AGE = 300
 
 STOP_WORDS = {
     "en": {"the", "and", "is", "of", "to", "in", "it", "you", "that", "hello", "world", "good", "morning"},
@@ -112,8 +115,8 @@ def routes(store: Store) -> list[Route]:
         store.add(user_of(request), "batch", {"items": len(items)})
         return JSONResponse({"results": results})
 
-    async def languages(_: Request) -> JSONResponse:
-        return JSONResponse({"languages": sorted(STOP_WORDS)})
+    async def languages(request: Request) -> Response:
+        return cacheable(request, {"languages": sorted(STOP_WORDS)}, LANGUAGES_MAX_AGE)
 
     return [
         Route("/detect", detect_route, methods=["POST"]),

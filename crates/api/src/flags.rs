@@ -49,7 +49,7 @@ fn enabled_default() -> bool {
 /// The request attributes a targeting rule can test.
 pub fn is_rule_attribute(name: &str) -> bool {
     match name {
-        "sub" | "tier" | "group" | "path" => true,
+        "sub" | "tier" | "group" | "consent" | "path" => true,
         _ => name.strip_prefix("header:").is_some_and(|header| {
             !header.is_empty()
                 && header
@@ -69,7 +69,8 @@ pub struct WeightedVariant {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetingRule {
-    /// A request attribute: `sub`, `tier`, `path`, or a header name prefixed `header:`.
+    /// A request attribute: `sub`, `tier`, `group`, `consent` (a purpose the
+    /// user consents to), `path`, or a header name prefixed `header:`.
     pub attribute: String,
     pub op: RuleOp,
     pub values: Vec<String>,
@@ -155,7 +156,7 @@ impl FlagDefinition {
             if !is_rule_attribute(&rule.attribute) {
                 return err(
                     format!("{at}.attribute"),
-                    "must be sub, tier, group, path or header:<lowercase header name>",
+                    "must be sub, tier, group, consent, path or header:<lowercase header name>",
                 );
             }
             if rule.values.is_empty() {

@@ -7,6 +7,7 @@
 //! older plugins.
 
 pub mod audit;
+pub mod consent;
 pub mod error;
 pub mod flags;
 pub mod lease;

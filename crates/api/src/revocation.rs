@@ -103,3 +103,22 @@ pub struct RevokedSession {
 
 /// The cursor that asks for a snapshot.
 pub const CURSOR_START: &str = "0";
+
+/// The largest `clock_skew_s` a plugin may be configured with. A plugin
+/// accepts a token until `exp` plus its skew, so a revoked token stays on
+/// every denylist (Redis, the feed, the plugin) until `exp` plus this.
+pub const MAX_CLOCK_SKEW_S: u64 = 3_600;
+
+/// The longest token lifetime (`exp - iat`) a plugin may be configured to
+/// accept (`max_token_lifetime_s`).
+pub const MAX_TOKEN_LIFETIME_S: u64 = 86_400;
+
+/// How long an ended session stays revoked: a token of the session issued
+/// before it ended (its `iat` at most one skew ahead of the clocks) expires
+/// within one lifetime, and is accepted for one more skew after that.
+pub const SESSION_REVOCATION_S: u64 = MAX_TOKEN_LIFETIME_S + 2 * MAX_CLOCK_SKEW_S;
+
+/// Whether a token revoked until `exp` is still denied at `now_s`.
+pub fn token_revocation_in_force(exp: u64, now_s: u64) -> bool {
+    now_s <= exp.saturating_add(MAX_CLOCK_SKEW_S)
+}

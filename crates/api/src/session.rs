@@ -106,3 +106,58 @@ pub struct SuspiciousActivity {
     /// Whether the session was ended for it.
     pub session_ended: bool,
 }
+
+/// The longest user agent kept with a session (bytes).
+pub const MAX_USER_AGENT_BYTES: usize = 512;
+
+/// One session a proxy saw in a report period: a new `sid` is registered
+/// (the per-user maximum enforced, the oldest ended), a known one touched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionReport {
+    pub user: String,
+    pub session_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geo: Option<Geo>,
+    /// When the proxy first saw the session in this period (Unix ms): the
+    /// order sessions are registered in, so the oldest is the one evicted.
+    pub first_seen_ms: u64,
+    /// When the proxy last saw it (Unix ms).
+    pub last_seen_ms: u64,
+}
+
+/// `POST /v1/sessions/reports`: a proxy's batch, oldest first. Each report
+/// is read on its own: a malformed one is skipped and named in the answer,
+/// never the reason the rest is lost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionReports {
+    pub reports: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionReportsAnswer {
+    /// Reports applied (new or known sessions, or sessions already ended).
+    pub applied: usize,
+    /// Sessions registered for the first time.
+    pub registered: Vec<String>,
+    /// Sessions ended to stay within the per-user maximum.
+    pub evicted: Vec<String>,
+    #[serde(default)]
+    pub suspicious: Vec<SuspiciousActivity>,
+    /// Reports skipped or trimmed: `(index, what was wrong)`.
+    #[serde(default)]
+    pub problems: Vec<ReportProblem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportProblem {
+    pub index: usize,
+    /// `skipped` (the report was not applied) or `field_dropped`.
+    pub outcome: String,
+    pub message: String,
+}

@@ -3,5 +3,6 @@
 //! of revocations kept in sync from meshguard-state's feed.
 
 pub mod claims;
+pub mod hops;
 pub mod keys;
 pub mod revocation;

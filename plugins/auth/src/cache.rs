@@ -70,6 +70,7 @@ mod tests {
         Rc::new(Verified {
             sub: sub.into(),
             tier: None,
+            groups: None,
             sid: None,
             iss: None,
             jti: None,

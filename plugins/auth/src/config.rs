@@ -30,6 +30,10 @@ pub struct AuthConfig {
     pub require_exp: bool,
     /// Refuse tokens issued longer ago than this (needs `iat`).
     pub max_token_age_s: Option<u32>,
+    /// Refuse tokens that live longer than this (`exp - iat`; without `iat`,
+    /// `exp - now`): an ended session stays revoked for the longest lifetime
+    /// a plugin may allow (`meshguard_api::revocation::MAX_TOKEN_LIFETIME_S`).
+    pub max_token_lifetime_s: u32,
     /// Tokens longer than this are refused before any parsing.
     pub max_token_bytes: usize,
     /// Where the token is read from.
@@ -42,6 +46,11 @@ pub struct AuthConfig {
     pub tier_claim: String,
     /// `x-auth-tier` when the token has no tier claim; none when absent.
     pub default_tier: Option<String>,
+    /// The claim (a string or an array of strings) whose groups become
+    /// `x-auth-groups`, comma separated.
+    pub groups_claim: String,
+    /// Groups a token may carry; more is refused as `bad_identity`.
+    pub max_groups: usize,
     /// Verified tokens remembered per worker (0 turns the cache off).
     pub cache_max_entries: usize,
     /// `realm` in `WWW-Authenticate`.
@@ -50,6 +59,13 @@ pub struct AuthConfig {
     pub revocation: Option<RevocationConfig>,
     /// Session activity reports to meshguard-state; off when absent.
     pub session_activity: Option<ActivityConfig>,
+    /// A per-client budget of refused requests: past it, 429 (a flood of
+    /// bad tokens is limited although auth runs before the rate limiter);
+    /// `null` turns it off.
+    pub reject_budget: Option<crate::budget::BudgetConfig>,
+    /// The user's current consents in `x-auth-consents`, synced from
+    /// meshguard-state; off when absent.
+    pub consents: Option<crate::consent::ConsentConfig>,
 }
 
 impl Default for AuthConfig {
@@ -64,16 +80,21 @@ impl Default for AuthConfig {
             clock_skew_s: 60,
             require_exp: true,
             max_token_age_s: None,
+            max_token_lifetime_s: 86_400,
             max_token_bytes: 8192,
             token: TokenSource::default(),
             public_routes: vec!["/healthz".into()],
             required_scopes: Vec::new(),
             tier_claim: "tier".into(),
             default_tier: None,
+            groups_claim: "groups".into(),
+            max_groups: 32,
             cache_max_entries: 1024,
             realm: "meshguard".into(),
             revocation: None,
             session_activity: None,
+            reject_budget: Some(crate::budget::BudgetConfig::default()),
+            consents: None,
         }
     }
 }
@@ -160,7 +181,8 @@ impl Default for RevocationConfig {
             poll_interval_ms: 250,
             page_limit: 1000,
             max_staleness_ms: 30_000,
-            on_stale: StaleAction::Reject401,
+            // The client did nothing wrong: "try again shortly", not "bad token".
+            on_stale: StaleAction::Reject503,
         }
     }
 }
@@ -175,11 +197,17 @@ pub struct ActivityConfig {
     pub interval_ms: u64,
     /// Reports sent per interval; the rest of the batch waits.
     pub max_per_interval: usize,
-    /// Headers carrying the client's latitude and longitude (e.g. set by a CDN).
+    /// Headers carrying the client's latitude and longitude (e.g. set by a
+    /// CDN); read only from a peer in `trusted_hops`.
     pub geo_lat_header: Option<String>,
     pub geo_lon_header: Option<String>,
-    /// Take the client address from this header (first entry) instead of the connection.
+    /// A forwarded-for list (`x-forwarded-for`) the trusted hops append to;
+    /// read only from a peer in `trusted_hops`, from the right, past them.
     pub client_ip_header: Option<String>,
+    /// Addresses (CIDR ranges) of the proxies in front whose forwarded
+    /// address and location headers are believed. Empty: none, the client
+    /// is the connection's peer and has no location.
+    pub trusted_hops: Vec<String>,
 }
 
 impl Default for ActivityConfig {
@@ -192,6 +220,7 @@ impl Default for ActivityConfig {
             geo_lat_header: None,
             geo_lon_header: None,
             client_ip_header: None,
+            trusted_hops: Vec::new(),
         }
     }
 }
@@ -281,6 +310,12 @@ impl Validate for AuthConfig {
         if let Some(age) = self.max_token_age_s {
             in_range("max_token_age_s", age.into(), 1, 31_536_000)?;
         }
+        in_range(
+            "max_token_lifetime_s",
+            self.max_token_lifetime_s.into(),
+            1,
+            meshguard_api::revocation::MAX_TOKEN_LIFETIME_S,
+        )?;
         in_range("max_token_bytes", self.max_token_bytes as u64, 64, 65_536)?;
         if !is_header_name(&self.token.header) {
             return Err(ConfigError::new(
@@ -321,6 +356,16 @@ impl Validate for AuthConfig {
         }
         if self.tier_claim.is_empty() {
             return Err(ConfigError::new("tier_claim", "must name a claim"));
+        }
+        if self.groups_claim.is_empty() {
+            return Err(ConfigError::new("groups_claim", "must name a claim"));
+        }
+        in_range("max_groups", self.max_groups as u64, 1, 256)?;
+        if let Some(budget) = &self.reject_budget {
+            budget.validate()?;
+        }
+        if let Some(consents) = &self.consents {
+            consents.validate(self.revocation.as_ref().map(|r| &r.state))?;
         }
         if let Some(tier) = &self.default_tier {
             if meshguard_policy::auth::claims::check_identity("tier", tier).is_err() {
@@ -443,6 +488,19 @@ impl ActivityConfig {
                 return Err(ConfigError::new(field, "must be a lowercase header name"));
             }
         }
+        if let Err(i) = meshguard_policy::auth::hops::TrustedHops::parse(&self.trusted_hops) {
+            return Err(ConfigError::new(
+                format!("session_activity.trusted_hops[{i}]"),
+                "must be an address or a CIDR range (10.0.0.0/8, 2001:db8::/32)",
+            ));
+        }
+        let reads_hop_headers = self.client_ip_header.is_some() || self.geo_lat_header.is_some();
+        if reads_hop_headers && self.trusted_hops.is_empty() {
+            return Err(ConfigError::new(
+                "session_activity.trusted_hops",
+                "client_ip_header and the geo headers are only read from a trusted hop: list the proxies in front that set them (and drop client-sent copies)",
+            ));
+        }
         if self.geo_lat_header.is_some() != self.geo_lon_header.is_some() {
             return Err(ConfigError::new(
                 "session_activity.geo_lon_header",
@@ -475,7 +533,9 @@ mod tests {
             "token": {"cookie": "session"}, "public_routes": ["/healthz", "/public/*"],
             "required_scopes": [{"prefix": "/api/admin/", "scopes": ["admin"]}],
             "revocation": {"state": {"secret": "s", "timeout_ms": 500}, "on_stale": "reject503"},
-            "session_activity": {"sample_ratio": 1, "geo_lat_header": "x-lat", "geo_lon_header": "x-lon"}}"#;
+            "session_activity": {"sample_ratio": 1, "geo_lat_header": "x-lat", "geo_lon_header": "x-lon",
+                                 "trusted_hops": ["10.0.0.0/8"]},
+            "groups_claim": "roles", "max_token_lifetime_s": 3600}"#;
         let config: AuthConfig = load(Some(raw)).unwrap();
         assert_eq!(
             config.revocation.as_ref().unwrap().on_stale,
@@ -486,7 +546,18 @@ mod tests {
 
     #[test]
     fn bad_fields_are_named() {
-        let cases: [(&[u8], &str); 12] = [
+        let cases: [(&[u8], &str); 17] = [
+            (br#"{"max_token_lifetime_s": 86401}"#, "max_token_lifetime_s"),
+            (br#"{"groups_claim": ""}"#, "groups_claim"),
+            (br#"{"reject_budget": {"per_minute": 0}}"#, "reject_budget.per_minute"),
+            (
+                br#"{"session_activity": {"state": {}, "geo_lat_header": "a", "geo_lon_header": "b"}}"#,
+                "session_activity.trusted_hops",
+            ),
+            (
+                br#"{"session_activity": {"state": {}, "trusted_hops": ["10.0.0.0/99"]}}"#,
+                "session_activity.trusted_hops[0]",
+            ),
             (br#"{"algorithms": ["none"]}"#, "algorithms[0]"),
             (br#"{"algorithms": []}"#, "algorithms"),
             (br#"{"clock_skew_s": 99999}"#, "clock_skew_s"),

@@ -2,7 +2,7 @@
 //! through, and otherwise verifies the bearer token (cache, signature,
 //! claims, revocation, scopes) before setting the identity headers.
 
-use crate::activity;
+use crate::activity::{self, Seen};
 use crate::config::StaleAction;
 use crate::reply::{self, Refusal};
 use crate::root::Runtime;
@@ -13,6 +13,7 @@ use meshguard_policy::auth::claims::{check_issued_at, has_scopes};
 use meshguard_policy::auth::revocation::TokenRef;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
+use std::net::IpAddr;
 use std::rc::Rc;
 
 pub const IDENTITY_PREFIX: &str = "x-auth-";
@@ -97,6 +98,25 @@ fn required_scopes<'a>(runtime: &'a Runtime, path: &str) -> &'a [String] {
         .map_or(&[], |r| r.scopes.as_slice())
 }
 
+/// The peer's address as Envoy reports it, without the port.
+fn peer() -> Option<IpAddr> {
+    let raw = host::property(b"source\0address")?;
+    activity::client_ip(std::str::from_utf8(&raw).ok()?)
+        .parse()
+        .ok()
+}
+
+/// The client's address: the peer, or what the configured trusted hops say.
+fn client_of(runtime: &Runtime, headers: &RequestHeaders, peer: IpAddr) -> IpAddr {
+    let forwarded = runtime
+        .config
+        .session_activity
+        .as_ref()
+        .and_then(|ac| ac.client_ip_header.as_deref())
+        .and_then(|name| headers.text(name));
+    runtime.trusted_hops.client(peer, forwarded)
+}
+
 impl AuthFilter {
     fn refuse(&self, runtime: &Runtime, refusal: Refusal<'_>, reason: &str) -> Action {
         runtime.stats.reject(reason);
@@ -104,8 +124,60 @@ impl AuthFilter {
         Action::Pause
     }
 
-    /// A cached verification if still in its validity window, else a fresh one.
-    fn verified(&self, runtime: &Runtime, token: &str, now_s: i64) -> Result<Rc<Verified>, Reject> {
+    /// A token that does not verify: charged to the client's budget, and a
+    /// 429 once the budget is spent. (No token at all, or a genuine but
+    /// revoked one, costs no verification and reveals nothing: not charged.)
+    fn refuse_charged(
+        &self,
+        runtime: &Runtime,
+        headers: &RequestHeaders,
+        refusal: Refusal<'_>,
+        reason: &str,
+    ) -> Action {
+        let now_ms = headers.arrival_nanos() / 1_000_000;
+        if let (Some(budget), Some(peer)) = (&runtime.budget, peer()) {
+            let client = client_of(runtime, headers, peer).to_string();
+            if let Ok(mut budget) = budget.try_borrow_mut() {
+                let (allowed, retry_after_s) = budget.charge(&client, now_ms);
+                if !allowed {
+                    return self.refuse(
+                        runtime,
+                        Refusal::OverBudget { retry_after_s },
+                        "over_reject_budget",
+                    );
+                }
+            }
+        }
+        self.refuse(runtime, refusal, reason)
+    }
+
+    /// While some client is out of budget: a client out of budget gets 429
+    /// before any verification, unless its token is a verified one cached.
+    fn over_budget(&self, runtime: &Runtime, headers: &RequestHeaders, token: &str) -> Option<u64> {
+        let budget = runtime.budget.as_ref()?.try_borrow().ok()?;
+        let now_ms = headers.arrival_nanos() / 1_000_000;
+        if !budget.is_hot(now_ms) {
+            return None;
+        }
+        let client = client_of(runtime, headers, peer()?).to_string();
+        if budget.allows(&client, now_ms) {
+            return None;
+        }
+        let cached = runtime
+            .cache
+            .try_borrow()
+            .is_ok_and(|c| c.get(token).is_some());
+        (!cached).then(|| budget.retry_after_s(&client, now_ms))
+    }
+
+    /// A cached verification if still in its validity window, else a fresh
+    /// one; `true` with a fresh one (this worker has not seen the token).
+    fn verified(
+        &self,
+        runtime: &Runtime,
+        token: &str,
+        now_s: i64,
+    ) -> Result<(Rc<Verified>, bool), Reject> {
         if let Ok(cache) = runtime.cache.try_borrow() {
             if let Some(hit) = cache.get(token) {
                 runtime.stats.cache_hits.inc();
@@ -113,7 +185,7 @@ impl AuthFilter {
                 let policy = &runtime.policy;
                 check_issued_at(hit.iat, now_s, policy.skew_s, policy.max_age_s)
                     .map_err(Reject::Claim)?;
-                return Ok(Rc::clone(hit));
+                return Ok((Rc::clone(hit), false));
             }
         }
         runtime.stats.cache_misses.inc();
@@ -130,32 +202,53 @@ impl AuthFilter {
             Err(Reject::UnknownKid) => runtime.jwks_wanted.set(true),
             Err(_) => {}
         }
-        result
+        result.map(|v| (v, true))
     }
 
-    fn record_activity(&self, runtime: &Runtime, headers: &RequestHeaders, v: &Verified) {
+    /// Notes the request's session for meshguard-state: always when this
+    /// worker sees the token for the first time (`fresh`: a new session is
+    /// registered, no per-request call), else on a sample. The address and
+    /// location are believed only from a trusted hop.
+    fn record_activity(
+        &self,
+        runtime: &Runtime,
+        headers: &RequestHeaders,
+        v: &Verified,
+        fresh: bool,
+    ) {
         let (Some(ac), Some(sid)) = (&runtime.config.session_activity, &v.sid) else {
             return;
         };
-        let sampled = host::random_bytes::<8>()
-            .map(|b| (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64)
-            .is_some_and(|r| r < ac.sample_ratio);
-        if !sampled {
-            return;
+        if fresh {
+            runtime.stats.sessions_seen.inc();
+        } else {
+            let sampled = ac.sample_ratio > 0.0
+                && host::random_bytes::<8>()
+                    .map(|b| (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64)
+                    .is_some_and(|r| r < ac.sample_ratio);
+            if !sampled {
+                return;
+            }
+            runtime.stats.activity_sampled.inc();
         }
-        runtime.stats.activity_sampled.inc();
+        let peer = peer();
+        let trusted_peer = peer.is_some_and(|p| runtime.trusted_hops.trusts(p));
         let header = |name: &Option<String>| headers.text(name.as_deref()?);
-        let ip = match header(&ac.client_ip_header) {
-            Some(list) => list.split(',').next().map(|s| s.trim().to_string()),
-            None => host::property(b"source\0address")
-                .and_then(|a| String::from_utf8(a).ok())
-                .map(|a| activity::client_ip(&a)),
+        let geo = if trusted_peer {
+            activity::geo(header(&ac.geo_lat_header), header(&ac.geo_lon_header))
+        } else {
+            None
         };
-        let geo = activity::geo(header(&ac.geo_lat_header), header(&ac.geo_lon_header));
+        let seen = Seen {
+            user_agent: headers.text("user-agent").and_then(activity::user_agent),
+            ip: peer.map(|p| client_of(runtime, headers, p).to_string()),
+            geo,
+        };
+        let now_ms = headers.arrival_nanos() / 1_000_000;
         let kept = runtime
             .activity
             .try_borrow_mut()
-            .is_ok_and(|mut buffer| buffer.record(&v.sub, sid, ip, geo));
+            .is_ok_and(|mut buffer| buffer.record(&v.sub, sid, now_ms, seen));
         if !kept {
             runtime.stats.activity_dropped.inc();
         }
@@ -202,14 +295,32 @@ impl AuthFilter {
             &config.token.header,
             config.token.cookie.as_deref(),
         ) {
+            // Nothing to verify, nothing to guess: not charged.
             Found::None => return self.refuse(&runtime, Refusal::MissingToken, "missing_token"),
             Found::Ambiguous => {
-                return self.refuse(&runtime, Refusal::InvalidToken("malformed"), "malformed")
+                return self.refuse_charged(
+                    &runtime,
+                    headers,
+                    Refusal::InvalidToken("malformed"),
+                    "malformed",
+                )
             }
             Found::Token(token) => token,
         };
+        if let Some(retry_after_s) = self.over_budget(&runtime, headers, token) {
+            return self.refuse(
+                &runtime,
+                Refusal::OverBudget { retry_after_s },
+                "over_reject_budget",
+            );
+        }
         if token.len() > config.max_token_bytes {
-            return self.refuse(&runtime, Refusal::InvalidToken("too_large"), "too_large");
+            return self.refuse_charged(
+                &runtime,
+                headers,
+                Refusal::InvalidToken("too_large"),
+                "too_large",
+            );
         }
 
         let now = headers.arrival_nanos() / 1_000_000;
@@ -228,11 +339,16 @@ impl AuthFilter {
             }
         }
 
-        let verified = match self.verified(&runtime, token, now_s) {
+        let (verified, fresh) = match self.verified(&runtime, token, now_s) {
             Ok(v) => v,
             Err(reject) => {
                 let reason = reject.reason();
-                return self.refuse(&runtime, Refusal::InvalidToken(reason), reason);
+                return self.refuse_charged(
+                    &runtime,
+                    headers,
+                    Refusal::InvalidToken(reason),
+                    reason,
+                );
             }
         };
 
@@ -251,6 +367,7 @@ impl AuthFilter {
             if let Some(revoked) = revoked {
                 runtime.stats.revoked_hits.inc();
                 let reason = revoked.reason();
+                // A genuine token, revoked: nothing guessed, not charged.
                 return self.refuse(&runtime, Refusal::InvalidToken(reason), reason);
             }
         }
@@ -265,11 +382,21 @@ impl AuthFilter {
         }
 
         let scopes = (!verified.scopes.is_empty()).then(|| verified.scopes.join(" "));
+        let consents = runtime.consents.as_ref().and_then(|cache| {
+            let mut cache = cache.try_borrow_mut().ok()?;
+            cache.header(&verified.sub, now).map(str::to_string)
+        });
+        let consents_header = config
+            .consents
+            .as_ref()
+            .map_or("x-auth-consents", |c| c.header.as_str());
         let identity = [
             ("x-auth-sub", Some(verified.sub.as_str())),
             ("x-auth-tier", verified.tier.as_deref()),
             ("x-auth-session", verified.sid.as_deref()),
             ("x-auth-scopes", scopes.as_deref()),
+            ("x-auth-groups", verified.groups.as_deref()),
+            (consents_header, consents.as_deref()),
         ];
         let set: Vec<&str> = identity
             .iter()
@@ -283,7 +410,7 @@ impl AuthFilter {
             }
         }
         runtime.stats.verified.inc();
-        self.record_activity(&runtime, headers, &verified);
+        self.record_activity(&runtime, headers, &verified, fresh);
         Action::Continue
     }
 }

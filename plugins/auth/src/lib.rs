@@ -5,8 +5,10 @@
 //! `x-auth-*` headers that only this filter may set.
 
 mod activity;
+mod budget;
 mod cache;
 mod config;
+mod consent;
 mod filter;
 mod keys;
 mod reply;

@@ -13,6 +13,8 @@ pub enum Refusal<'a> {
     InsufficientScope(&'a [String]),
     /// The revocation state is too old to decide on.
     Stale { status: u16 },
+    /// The client caused too many refusals; try again after this many seconds.
+    OverBudget { retry_after_s: u64 },
 }
 
 fn description(reason: &str) -> &'static str {
@@ -36,11 +38,17 @@ fn description(reason: &str) -> &'static str {
         "revoked_user" => "the user's tokens have been revoked",
         "revoked_session" => "the token's session has ended",
         "stale_revocations" => "revocation state is unavailable",
+        "too_long_lived" => "the token lives longer than allowed",
         _ => "the token is invalid",
     }
 }
 
 pub fn send(realm: &str, refusal: Refusal<'_>) {
+    let retry_after = match &refusal {
+        Refusal::OverBudget { retry_after_s } => Some(retry_after_s.to_string()),
+        Refusal::Stale { status: 503 } => Some("1".to_string()),
+        _ => None,
+    };
     let (status, challenge, error, reason, message): (u16, Option<String>, &str, &str, &str) =
         match refusal {
             Refusal::MissingToken => (
@@ -77,6 +85,13 @@ pub fn send(realm: &str, refusal: Refusal<'_>) {
                 "stale_revocations",
                 description("stale_revocations"),
             ),
+            Refusal::OverBudget { .. } => (
+                429,
+                None,
+                "too_many_requests",
+                "over_reject_budget",
+                "too many refused requests from this client; retry later",
+            ),
             Refusal::Stale { status } => (
                 status,
                 Some(format!(
@@ -94,8 +109,8 @@ pub fn send(realm: &str, refusal: Refusal<'_>) {
     if let Some(challenge) = &challenge {
         headers.push(("www-authenticate", challenge));
     }
-    if status == 503 {
-        headers.push(("retry-after", "1"));
+    if let Some(seconds) = &retry_after {
+        headers.push(("retry-after", seconds));
     }
     let _ = hostcalls::send_http_response(status as u32, headers, Some(body.as_bytes()));
 }

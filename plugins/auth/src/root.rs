@@ -1,24 +1,29 @@
 //! The per-worker root context: configuration, and on a tick the revocation
-//! feed, the JWKS refresh and the session activity reports.
+//! feed, the JWKS refresh, the session reports and the consent sync.
 
 use crate::activity::ActivityBuffer;
+use crate::budget::RejectBudget;
 use crate::cache::TokenCache;
 use crate::config::AuthConfig;
+use crate::consent::ConsentCache;
 use crate::filter::AuthFilter;
 use crate::keys::KeySet;
 use crate::stats::Stats;
 use crate::sync::FeedState;
 use crate::verify::VerifyPolicy;
+use meshguard_api::consent::ConsentAnswer;
 use meshguard_api::revocation::RevocationFeed;
+use meshguard_api::session::{SessionReport, SessionReports};
 use meshguard_plugin_kit::config::ConfigError;
 use meshguard_plugin_kit::host;
 use meshguard_plugin_kit::policy::Policy;
 use meshguard_plugin_kit::state_client::StateClient;
+use meshguard_policy::auth::hops::TrustedHops;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::Context;
 use sha2::{Digest, Sha256};
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -34,6 +39,10 @@ pub struct Runtime {
     pub cache: RefCell<TokenCache>,
     pub feed: Option<RefCell<FeedState>>,
     pub activity: RefCell<ActivityBuffer>,
+    /// The proxies in front whose forwarded address and location are believed.
+    pub trusted_hops: TrustedHops,
+    pub budget: Option<RefCell<RejectBudget>>,
+    pub consents: Option<RefCell<ConsentCache>>,
     pub stats: Stats,
     /// A token named a `kid` no key has: refetch the JWKS soon.
     pub jwks_wanted: Cell<bool>,
@@ -53,8 +62,13 @@ pub struct AuthRoot {
     next_jwks_ms: u64,
     last_jwks_attempt_ms: u64,
     activity_client: Option<StateClient>,
-    activity_calls: HashSet<u32>,
+    /// Batches on their way, kept to be put back if they do not arrive.
+    activity_calls: HashMap<u32, Vec<SessionReport>>,
     next_activity_ms: u64,
+    consent_client: Option<StateClient>,
+    /// Lookups on their way: the users asked about.
+    consent_calls: HashMap<u32, Vec<String>>,
+    next_consent_ms: u64,
     /// SHA-256 of the JWKS document in use, to skip unchanged refreshes.
     jwks_digest: Option<[u8; 32]>,
     /// The regular tick period, set after the first (short) tick.
@@ -206,21 +220,112 @@ impl AuthRoot {
             return;
         }
         self.next_activity_ms = now.saturating_add(ac.interval_ms);
-        let batch = match runtime.activity.try_borrow_mut() {
-            Ok(mut buffer) => buffer.take(ac.max_per_interval),
-            Err(_) => return,
+        // One batch at a time: a slow service gets no pile of calls.
+        if !self.activity_calls.is_empty() {
+            return;
+        }
+        let Ok(mut buffer) = runtime.activity.try_borrow_mut() else {
+            return;
         };
-        for report in batch {
-            let Ok(body) = serde_json::to_vec(&report) else {
-                continue;
-            };
-            match client.dispatch("POST", "/v1/sessions/activity", Some(&body), &[]) {
-                Ok(token) => {
-                    self.activity_calls.insert(token);
-                }
-                Err(_) => runtime.stats.activity_dropped.inc(),
+        let batch = buffer.take(ac.max_per_interval);
+        if batch.is_empty() {
+            return;
+        }
+        let body = serde_json::to_vec(&SessionReports {
+            reports: batch
+                .iter()
+                .filter_map(|r| serde_json::to_value(r).ok())
+                .collect(),
+        });
+        let sent = body.ok().and_then(|body| {
+            client
+                .dispatch("POST", "/v1/sessions/reports", Some(&body), &[])
+                .ok()
+        });
+        match sent {
+            Some(token) => {
+                self.activity_calls.insert(token, batch);
+            }
+            // Not sent (the client backs off while the service is away):
+            // kept for the next period.
+            None => {
+                let dropped = buffer.put_back(batch);
+                runtime.stats.activity_dropped.add(dropped as u64);
             }
         }
+    }
+
+    fn on_activity_response(&mut self, runtime: &Runtime, token: u32, body_size: usize) {
+        let Some(batch) = self.activity_calls.remove(&token) else {
+            return;
+        };
+        let Some(client) = self.activity_client.as_mut() else {
+            return;
+        };
+        let outcome = client.outcome(body_size);
+        // A 4xx will not get better by repeating it; anything else is retried.
+        let status = outcome.status.unwrap_or(0);
+        if outcome.is_success() || (400..500).contains(&status) {
+            runtime.stats.activity_reported.add(batch.len() as u64);
+            return;
+        }
+        if let Ok(mut buffer) = runtime.activity.try_borrow_mut() {
+            let dropped = buffer.put_back(batch);
+            runtime.stats.activity_dropped.add(dropped as u64);
+        }
+    }
+
+    fn sync_consents(&mut self, runtime: &Runtime, now: u64) {
+        let (Some(client), Some(cc), Some(cache)) = (
+            self.consent_client.as_mut(),
+            runtime.config.consents.as_ref(),
+            runtime.consents.as_ref(),
+        ) else {
+            return;
+        };
+        if now < self.next_consent_ms || !self.consent_calls.is_empty() {
+            return;
+        }
+        self.next_consent_ms = now.saturating_add(cc.poll_interval_ms);
+        let pages = match cache.try_borrow_mut() {
+            Ok(mut cache) => cache.pages(now, cc.forget_after_ms),
+            Err(_) => return,
+        };
+        for page in pages {
+            let Ok(body) = serde_json::to_vec(&page) else {
+                continue;
+            };
+            match client.dispatch("POST", "/v1/consents/lookup", Some(&body), &[]) {
+                Ok(token) => {
+                    self.consent_calls.insert(token, page.users);
+                }
+                Err(_) => runtime.stats.consent_errors.inc(),
+            }
+        }
+    }
+
+    fn on_consent_response(&mut self, runtime: &Runtime, token: u32, body_size: usize) {
+        let Some(asked) = self.consent_calls.remove(&token) else {
+            return;
+        };
+        let Some(client) = self.consent_client.as_mut() else {
+            return;
+        };
+        let outcome = client.outcome(body_size);
+        let answer = match outcome.status {
+            Some(200) => serde_json::from_slice::<ConsentAnswer>(&outcome.body).ok(),
+            _ => None,
+        };
+        // On failure the last known consents stay until the next sync.
+        let (Some(answer), Some(Ok(mut cache))) = (
+            answer,
+            runtime.consents.as_ref().map(RefCell::try_borrow_mut),
+        ) else {
+            runtime.stats.consent_errors.inc();
+            return;
+        };
+        cache.apply(&asked, &answer.consents);
+        runtime.stats.consent_syncs.inc();
     }
 }
 
@@ -235,14 +340,10 @@ impl Context for AuthRoot {
         } else if self.jwks_call == Some(token) {
             self.jwks_call = None;
             self.on_jwks_response(&runtime, body_size);
-        } else if self.activity_calls.remove(&token) {
-            if let Some(client) = self.activity_client.as_mut() {
-                if client.outcome(body_size).is_success() {
-                    runtime.stats.activity_reported.inc();
-                } else {
-                    runtime.stats.activity_dropped.inc();
-                }
-            }
+        } else if self.activity_calls.contains_key(&token) {
+            self.on_activity_response(&runtime, token, body_size);
+        } else if self.consent_calls.contains_key(&token) {
+            self.on_consent_response(&runtime, token, body_size);
         }
     }
 }
@@ -275,6 +376,19 @@ impl Policy for AuthRoot {
         if let Some(ac) = &config.session_activity {
             ticks.push(ac.interval_ms);
         }
+        if let Some(cc) = &config.consents {
+            let state = cc
+                .state
+                .clone()
+                .or_else(|| config.revocation.as_ref().map(|r| r.state.clone()));
+            self.consent_client = state.map(StateClient::new);
+            ticks.push(cc.poll_interval_ms);
+        }
+        let trusted_hops = config
+            .session_activity
+            .as_ref()
+            .and_then(|ac| TrustedHops::parse(&ac.trusted_hops).ok())
+            .unwrap_or_default();
         if let Some(fetch) = &config.jwks_fetch {
             ticks.push(fetch.unknown_kid_min_interval_ms.min(1_000));
         }
@@ -293,6 +407,9 @@ impl Policy for AuthRoot {
             max_age_s: config.max_token_age_s.map(i64::from),
             tier_claim: config.tier_claim.clone(),
             default_tier: config.default_tier.clone(),
+            max_lifetime_s: config.max_token_lifetime_s.into(),
+            groups_claim: config.groups_claim.clone(),
+            max_groups: config.max_groups,
         };
         self.runtime = Some(Rc::new(Runtime {
             keys: RefCell::new(KeySet::merged(&configured_keys, KeySet::default())),
@@ -303,6 +420,16 @@ impl Policy for AuthRoot {
                 .as_ref()
                 .map(|_| RefCell::new(FeedState::new(now))),
             activity: RefCell::new(ActivityBuffer::default()),
+            trusted_hops,
+            budget: config
+                .reject_budget
+                .as_ref()
+                .and_then(RejectBudget::new)
+                .map(RefCell::new),
+            consents: config
+                .consents
+                .as_ref()
+                .map(|c| RefCell::new(ConsentCache::new(c.max_users))),
             stats,
             jwks_wanted: Cell::new(false),
             policy,
@@ -332,6 +459,7 @@ impl Policy for AuthRoot {
         }
         self.fetch_jwks(&runtime, now);
         self.report_activity(&runtime, now);
+        self.sync_consents(&runtime, now);
     }
 
     /// A per-request context of this worker.

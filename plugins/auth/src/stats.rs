@@ -5,7 +5,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
 /// Every reason a request is refused; each has a `rejected.<reason>` counter.
-pub const REASONS: [&str; 21] = [
+pub const REASONS: [&str; 23] = [
     "missing_token",
     "malformed",
     "too_large",
@@ -18,6 +18,7 @@ pub const REASONS: [&str; 21] = [
     "not_yet_valid",
     "issued_in_future",
     "too_old",
+    "too_long_lived",
     "missing_claim",
     "bad_issuer",
     "bad_audience",
@@ -27,6 +28,7 @@ pub const REASONS: [&str; 21] = [
     "revoked_session",
     "stale_revocations",
     "insufficient_scope",
+    "over_reject_budget",
 ];
 
 /// A gauge; a failed host call leaves it unrecorded.
@@ -67,6 +69,9 @@ pub struct Stats {
     pub activity_sampled: Counter,
     pub activity_reported: Counter,
     pub activity_dropped: Counter,
+    pub sessions_seen: Counter,
+    pub consent_syncs: Counter,
+    pub consent_errors: Counter,
 }
 
 impl Stats {
@@ -95,6 +100,9 @@ impl Stats {
             activity_sampled: counter("activity_sampled"),
             activity_reported: counter("activity_reported"),
             activity_dropped: counter("activity_dropped"),
+            sessions_seen: counter("sessions_seen"),
+            consent_syncs: counter("consent_syncs"),
+            consent_errors: counter("consent_errors"),
         }
     }
 

@@ -19,6 +19,9 @@ pub struct VerifyPolicy {
     pub max_age_s: Option<i64>,
     pub tier_claim: String,
     pub default_tier: Option<String>,
+    pub max_lifetime_s: i64,
+    pub groups_claim: String,
+    pub max_groups: usize,
 }
 
 /// A verified token's identity and what later checks need.
@@ -26,6 +29,8 @@ pub struct VerifyPolicy {
 pub struct Verified {
     pub sub: String,
     pub tier: Option<String>,
+    /// The groups, comma separated (`x-auth-groups`).
+    pub groups: Option<String>,
     pub sid: Option<String>,
     pub iss: Option<String>,
     pub jti: Option<String>,
@@ -142,6 +147,25 @@ fn string_list(custom: &Custom, name: &str) -> Result<Vec<String>, Reject> {
     }
 }
 
+/// The groups as `x-auth-groups` carries them: each a short value without
+/// control characters or commas (the separator), at most `max` of them,
+/// the whole within the identity header bound times the count.
+fn groups_header(groups: &[String], max: usize) -> Result<Option<String>, Reject> {
+    if groups.is_empty() {
+        return Ok(None);
+    }
+    let bad = Reject::Claim(ClaimError::BadIdentity("groups"));
+    if groups.len() > max {
+        return Err(bad);
+    }
+    for g in groups {
+        if claims::check_identity("groups", g).is_err() || g.contains(',') || g.trim() != g {
+            return Err(bad);
+        }
+    }
+    Ok(Some(groups.join(",")))
+}
+
 fn check_claims(
     claims: &Claims<Custom>,
     policy: &VerifyPolicy,
@@ -161,6 +185,9 @@ fn check_claims(
     }
     let iat = claims.issued_at.map(|t| t.timestamp());
     claims::check_issued_at(iat, now_s, policy.skew_s, policy.max_age_s).map_err(Reject::Claim)?;
+    let exp = claims.expiration.map(|t| t.timestamp());
+    claims::check_lifetime(iat, exp, now_s, policy.skew_s, policy.max_lifetime_s)
+        .map_err(Reject::Claim)?;
 
     let custom = &claims.custom;
     let iss = string_claim(custom, "iss")?;
@@ -181,6 +208,10 @@ fn check_claims(
     if let Some(s) = sid {
         claims::check_identity("sid", s).map_err(Reject::Claim)?;
     }
+    let groups = groups_header(
+        &string_list(custom, &policy.groups_claim)?,
+        policy.max_groups,
+    )?;
     let mut scopes: Vec<String> = string_claim(custom, "scope")?
         .map(|s| s.split_ascii_whitespace().map(str::to_string).collect())
         .unwrap_or_default();
@@ -196,6 +227,7 @@ fn check_claims(
     Ok(Verified {
         sub: sub.to_string(),
         tier,
+        groups,
         sid: sid.map(str::to_string),
         iss: iss.map(str::to_string),
         jti: string_claim(custom, "jti")?.map(str::to_string),
@@ -236,6 +268,9 @@ mod tests {
             max_age_s: None,
             tier_claim: "tier".into(),
             default_tier: None,
+            max_lifetime_s: 86_400,
+            groups_claim: "groups".into(),
+            max_groups: 3,
         }
     }
 
@@ -264,6 +299,31 @@ mod tests {
         assert_eq!(v.sid.as_deref(), Some("s1"));
         assert_eq!(v.scopes, vec!["read", "write"]);
         assert_eq!(v.iat, Some(NOW - 5));
+        assert_eq!(v.groups, None);
+    }
+
+    #[test]
+    fn groups_come_from_a_string_or_an_array_and_are_bounded() {
+        let with = |groups: Value| {
+            let token = mint(
+                json!({"iss": "iss", "sub": "alice", "groups": groups}),
+                Some(NOW + 60),
+            );
+            verify(&token, &keys(), &policy(), NOW).map(|v| v.groups)
+        };
+        assert_eq!(with(json!("staff")), Ok(Some("staff".into())));
+        assert_eq!(
+            with(json!(["staff", "beta"])),
+            Ok(Some("staff,beta".into()))
+        );
+        assert_eq!(with(json!([])), Ok(None));
+        let bad = Err(Reject::Claim(ClaimError::BadIdentity("groups")));
+        assert_eq!(with(json!(["a", "b", "c", "d"])), bad);
+        assert_eq!(with(json!(["a,b"])), bad);
+        assert_eq!(with(json!(["a\r\nx-auth-sub: admin"])), bad);
+        assert_eq!(with(json!([""])), bad);
+        assert_eq!(with(json!(["x".repeat(257)])), bad);
+        assert_eq!(with(json!([5])), Err(Reject::BadClaims));
     }
 
     #[test]
@@ -272,6 +332,7 @@ mod tests {
         let cases = [
             (mint(ok.clone(), Some(NOW - 61)), "expired"),
             (mint(ok.clone(), None), "missing_claim"),
+            (mint(ok.clone(), Some(NOW + 86_400)), "too_long_lived"),
             (
                 mint(json!({"iss": "other", "sub": "a"}), Some(NOW + 60)),
                 "bad_issuer",

@@ -88,6 +88,7 @@ impl ActiveSet {
             Some(config.targeting_key_header.as_str()),
             Some(config.tier_header.as_str()),
             config.groups_header.as_deref(),
+            config.consents_header.as_deref(),
             config.summary_header.as_deref(),
             Some(":path"),
         ];

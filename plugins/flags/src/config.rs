@@ -28,6 +28,9 @@ pub struct FlagsConfig {
     pub tier_header: String,
     /// Comma-separated groups (the `group` rule attribute); `null`: none.
     pub groups_header: Option<String>,
+    /// Comma-separated purposes the user consents to (the `consent` rule
+    /// attribute), set by the auth plugin; `null`: none.
+    pub consents_header: Option<String>,
     /// Snapshot polling; `null` evaluates `flags` only.
     pub sync: Option<SyncConfig>,
     pub metrics: MetricsConfig,
@@ -44,6 +47,7 @@ impl Default for FlagsConfig {
             targeting_key_header: "x-auth-sub".into(),
             tier_header: "x-auth-tier".into(),
             groups_header: Some("x-auth-groups".into()),
+            consents_header: Some("x-auth-consents".into()),
             sync: Some(SyncConfig::default()),
             metrics: MetricsConfig::default(),
         }
@@ -130,6 +134,7 @@ impl FlagsConfig {
             self.tier_header.as_str(),
         ];
         names.extend(self.groups_header.as_deref());
+        names.extend(self.consents_header.as_deref());
         names
     }
 }
@@ -149,6 +154,9 @@ impl Validate for FlagsConfig {
         header_field("tier_header", &self.tier_header)?;
         if let Some(name) = &self.groups_header {
             header_field("groups_header", name)?;
+        }
+        if let Some(name) = &self.consents_header {
+            header_field("consents_header", name)?;
         }
         if let Some(name) = &self.summary_header {
             header_field("summary_header", name)?;

@@ -31,6 +31,15 @@ impl FlagsFilter {
 
 impl Context for FlagsFilter {}
 
+/// A comma-separated header value's entries (`x-auth-groups`, `x-auth-consents`).
+fn split_list(value: &str) -> Vec<&str> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
 impl FlagsFilter {
     /// Evaluates every flag for the request in `headers` (shared with the
     /// other policies in the single-module build) and sets the result headers.
@@ -46,7 +55,7 @@ impl FlagsFilter {
             std::str::from_utf8(value).ok()
         }
 
-        let (mut key, mut tier, mut groups, mut path) = (None, None, None, "");
+        let (mut key, mut tier, mut groups, mut consents, mut path) = (None, None, None, None, "");
         let mut read: Vec<(&str, &str)> = Vec::new();
         let mut spoofed: Vec<String> = Vec::new();
         for (name, value) in headers.iter() {
@@ -64,6 +73,8 @@ impl FlagsFilter {
                 tier = text(value);
             } else if config.groups_header.as_deref() == Some(name) {
                 groups = text(value);
+            } else if config.consents_header.as_deref() == Some(name) {
+                consents = text(value);
             } else if name == ":path" {
                 path = text(value).unwrap_or_default();
             }
@@ -79,18 +90,13 @@ impl FlagsFilter {
                 spoofed.push(name.to_owned());
             }
         }
-        let groups: Vec<&str> = groups
-            .map(|g| {
-                g.split(',')
-                    .map(str::trim)
-                    .filter(|g| !g.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let groups = groups.map(split_list).unwrap_or_default();
+        let consents = consents.map(split_list).unwrap_or_default();
         let subject = Subject {
             key,
             tier,
             groups: &groups,
+            consents: &consents,
             path: path.split('?').next().unwrap_or_default(),
             headers: &read,
         };

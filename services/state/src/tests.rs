@@ -99,6 +99,20 @@ impl Store for Fake {
         self.call("touch")?;
         Ok(Touched::NotLive)
     }
+    async fn learn_session(&self, seen: &SeenSession<'_>, _: u32) -> Result<Learned, StoreError> {
+        self.call(&format!(
+            "learn {} {} {:?} {:?} {:?}",
+            seen.user, seen.session_id, seen.ip, seen.geo, seen.user_agent
+        ))?;
+        Ok(Learned::Live {
+            new: true,
+            evicted: self.evicted.iter().map(|s| s.session_id.clone()).collect(),
+            previous: None,
+        })
+    }
+    async fn mark_sessions_ended(&self, _: &str, sids: &[&str], _: u64) -> Result<(), StoreError> {
+        self.call(&format!("ended {}", sids.join(",")))
+    }
     async fn list_sessions(&self, _: &str) -> Result<Vec<SessionInfo>, StoreError> {
         self.call("list")?;
         Ok(vec![])
@@ -134,6 +148,16 @@ impl Store for Fake {
     async fn read_audit(&self, _: &str, _: usize) -> Result<Vec<AuditEvent>, StoreError> {
         self.call("read_audit")?;
         Ok(vec![])
+    }
+    async fn consents(
+        &self,
+        users: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<String>>, StoreError> {
+        self.call("consents")?;
+        Ok(users
+            .iter()
+            .map(|u| (u.clone(), vec!["analytics".to_string()]))
+            .collect())
     }
     async fn index_user(&self, _: &str, _: &[String]) -> Result<(), StoreError> {
         self.call("index_user")
@@ -414,4 +438,79 @@ fn the_openapi_document_covers_every_route() {
         }
     }
     assert_eq!(routed, doc["paths"].as_object().unwrap().len());
+}
+
+#[tokio::test]
+async fn a_malformed_session_report_costs_its_field_or_itself_never_the_batch() {
+    let fake = Arc::new(Fake::default());
+    let now = crate::routes::now_ms();
+    let (status, body) = send(
+        &fake,
+        "POST",
+        "/v1/sessions/reports",
+        Some(PLUGIN),
+        Some(json!({"reports": [
+            {"user": "u", "session_id": "s1", "ip": "203.0.113.9", "user_agent": "curl/8",
+             "geo": {"lat": 48.85, "lon": 2.35}, "first_seen_ms": now, "last_seen_ms": now},
+            {"user": "u", "session_id": "s2", "ip": "not an address", "geo": {"lat": "x", "lon": 1e300},
+             "first_seen_ms": now - 10, "last_seen_ms": now},
+            {"user": "u", "first_seen_ms": now, "last_seen_ms": now},
+            "garbage",
+        ]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["applied"], 2, "{body}");
+    let problems = body["problems"].as_array().unwrap();
+    let at = |i: u64, outcome: &str| {
+        problems
+            .iter()
+            .filter(|p| p["index"] == i && p["outcome"] == outcome)
+            .count()
+    };
+    assert_eq!(at(1, "field_dropped"), 2, "{body}");
+    assert_eq!(at(2, "skipped"), 1, "{body}");
+    assert_eq!(at(3, "skipped"), 1, "{body}");
+    let calls = fake.calls.lock().unwrap().clone();
+    let learned: Vec<&String> = calls.iter().filter(|c| c.starts_with("learn")).collect();
+    // Oldest first seen first; s2 kept without its address and location.
+    assert_eq!(learned[0], "learn u s2 None None None", "{calls:?}");
+    assert!(
+        learned[1].starts_with("learn u s1 Some(\"203.0.113.9\") Some(Geo"),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn consents_are_looked_up_with_a_secret_only() {
+    let fake = Arc::new(Fake::default());
+    let lookup = json!({"users": ["alice", "bob"]});
+    let (status, _) = send(
+        &fake,
+        "POST",
+        "/v1/consents/lookup",
+        None,
+        Some(lookup.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = send(
+        &fake,
+        "POST",
+        "/v1/consents/lookup",
+        Some(PLUGIN),
+        Some(lookup),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["consents"]["alice"], json!(["analytics"]));
+    let (status, _) = send(
+        &fake,
+        "POST",
+        "/v1/consents/lookup",
+        Some(PLUGIN),
+        Some(json!({"users": ["a{b"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

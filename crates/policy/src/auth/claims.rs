@@ -11,6 +11,8 @@ pub enum ClaimError {
     IssuedInFuture,
     /// `iat` is older than the configured maximum token age.
     TooOld,
+    /// `exp` lies further after `iat` (or now) than the longest lifetime.
+    TooLongLived,
     MissingClaim(&'static str),
     BadIssuer,
     BadAudience,
@@ -26,6 +28,7 @@ impl ClaimError {
             ClaimError::NotYetValid => "not_yet_valid",
             ClaimError::IssuedInFuture => "issued_in_future",
             ClaimError::TooOld => "too_old",
+            ClaimError::TooLongLived => "too_long_lived",
             ClaimError::MissingClaim(_) => "missing_claim",
             ClaimError::BadIssuer => "bad_issuer",
             ClaimError::BadAudience => "bad_audience",
@@ -76,6 +79,30 @@ pub fn check_issued_at(
             Err(ClaimError::TooOld)
         }
         (Some(_), _) => Ok(()),
+    }
+}
+
+/// A token may live at most `max_s`: `exp - iat`, or `exp - now` (beyond
+/// the skew) without `iat`. Revocations of sessions last as long as the
+/// longest lifetime allowed, so no token can outlive them.
+pub fn check_lifetime(
+    iat: Option<i64>,
+    exp: Option<i64>,
+    now_s: i64,
+    skew_s: i64,
+    max_s: i64,
+) -> Result<(), ClaimError> {
+    let Some(exp) = exp else {
+        return Ok(());
+    };
+    let too_long = match iat {
+        Some(iat) => exp.saturating_sub(iat) > max_s,
+        None => exp.saturating_sub(now_s) > max_s.saturating_add(skew_s),
+    };
+    if too_long {
+        Err(ClaimError::TooLongLived)
+    } else {
+        Ok(())
     }
 }
 
@@ -176,6 +203,32 @@ mod tests {
         assert_eq!(
             check_issued_at(Some(NOW - 3600), NOW, 0, Some(3600)),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn lifetime_is_bounded() {
+        let day = 86_400;
+        assert_eq!(
+            check_lifetime(Some(NOW), Some(NOW + day), NOW, 60, day),
+            Ok(())
+        );
+        assert_eq!(
+            check_lifetime(Some(NOW), Some(NOW + day + 1), NOW, 60, day),
+            Err(ClaimError::TooLongLived)
+        );
+        assert_eq!(
+            check_lifetime(None, Some(NOW + day + 60), NOW, 60, day),
+            Ok(())
+        );
+        assert_eq!(
+            check_lifetime(None, Some(NOW + day + 61), NOW, 60, day),
+            Err(ClaimError::TooLongLived)
+        );
+        assert_eq!(check_lifetime(Some(NOW), None, NOW, 60, day), Ok(()));
+        assert_eq!(
+            check_lifetime(Some(i64::MIN), Some(i64::MAX), NOW, 60, day),
+            Err(ClaimError::TooLongLived)
         );
     }
 

@@ -7,7 +7,14 @@
 //! A user cutoff revokes every token of `sub` issued before `not_before`
 //! (emergency revocation and token versioning in one); an ended session
 //! revokes every token carrying its `sid`.
+//!
+//! A revoked token stays revoked until its `exp` plus the largest clock
+//! skew any plugin may allow (`MAX_CLOCK_SKEW_S`): dropping it at `exp`
+//! would let it back in for the skew a plugin still accepts it. A cutoff
+//! refuses tokens issued in its own second too: `iat` has one-second
+//! resolution, so a token issued just before the cutoff shares its second.
 
+use meshguard_api::revocation::token_revocation_in_force;
 use std::collections::HashMap;
 
 /// Why a token is revoked.
@@ -63,13 +70,14 @@ impl RevocationSet {
         RevocationSet::default()
     }
 
-    /// Revokes `iss`+`jti` until `exp` (a later `exp` wins).
+    /// Revokes `iss`+`jti` until `exp` plus the largest skew (a later `exp` wins).
     pub fn revoke_token(&mut self, iss: &str, jti: &str, exp: u64) {
         let until = self.tokens.entry(pair(iss, jti)).or_insert(exp);
         *until = (*until).max(exp);
     }
 
-    /// Tokens of `sub` issued before `not_before` are revoked (the latest cutoff wins).
+    /// Tokens of `sub` issued before or in the second of `not_before` are
+    /// revoked (the latest cutoff wins).
     pub fn cut_off_user(&mut self, sub: &str, not_before: u64) {
         let cutoff = self.users.entry(sub.to_string()).or_insert(not_before);
         *cutoff = (*cutoff).max(not_before);
@@ -89,7 +97,7 @@ impl RevocationSet {
             if self
                 .tokens
                 .get(&pair(iss, jti))
-                .is_some_and(|&exp| now <= exp)
+                .is_some_and(|&exp| token_revocation_in_force(exp, now))
             {
                 return Some(Revoked::Token);
             }
@@ -97,7 +105,7 @@ impl RevocationSet {
         let sub = token.sub?;
         if let Some(&not_before) = self.users.get(sub) {
             let before = match token.iat {
-                Some(iat) => u64::try_from(iat).map_or(true, |iat| iat < not_before),
+                Some(iat) => u64::try_from(iat).map_or(true, |iat| iat <= not_before),
                 None => true,
             };
             if before {
@@ -116,11 +124,13 @@ impl RevocationSet {
         None
     }
 
-    /// Drops token and session revocations that no longer matter: the token
-    /// has expired (it fails on `exp` anyway) or the session revocation ran out.
+    /// Drops token and session revocations that no longer matter: no plugin
+    /// accepts the token any more (past `exp` and the largest skew) or the
+    /// session revocation ran out.
     pub fn prune(&mut self, now_s: i64) {
         let now = u64::try_from(now_s).unwrap_or(0);
-        self.tokens.retain(|_, exp| *exp >= now);
+        self.tokens
+            .retain(|_, exp| token_revocation_in_force(*exp, now));
         self.sessions.retain(|_, until| *until >= now);
     }
 
@@ -182,7 +192,12 @@ mod tests {
             set.check(&token("i", "j", "alice", NOW - 1), NOW),
             Some(Revoked::User)
         );
-        assert_eq!(set.check(&token("i", "j", "alice", NOW), NOW), None);
+        // The cutoff's own second: a token issued just before it shares it.
+        assert_eq!(
+            set.check(&token("i", "j", "alice", NOW), NOW),
+            Some(Revoked::User)
+        );
+        assert_eq!(set.check(&token("i", "j", "alice", NOW + 1), NOW), None);
         assert_eq!(set.check(&token("i", "j", "bob", NOW - 1), NOW), None);
         let no_iat = TokenRef {
             iat: None,
@@ -215,9 +230,25 @@ mod tests {
     }
 
     #[test]
-    fn prune_drops_what_ran_out_and_keeps_cutoffs() {
+    fn a_revoked_token_stays_revoked_for_the_largest_skew_after_exp() {
+        use meshguard_api::revocation::MAX_CLOCK_SKEW_S;
         let mut set = RevocationSet::new();
-        set.revoke_token("i", "old", NOW_U - 1);
+        set.revoke_token("i", "j", NOW_U);
+        let later = |s: u64| NOW + s as i64;
+        let t = token("i", "j", "u", NOW);
+        assert_eq!(set.check(&t, later(MAX_CLOCK_SKEW_S)), Some(Revoked::Token));
+        set.prune(later(MAX_CLOCK_SKEW_S));
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.check(&t, later(MAX_CLOCK_SKEW_S + 1)), None);
+        set.prune(later(MAX_CLOCK_SKEW_S + 1));
+        assert!(set.is_empty());
+    }
+
+    #[test]
+    fn prune_drops_what_ran_out_and_keeps_cutoffs() {
+        use meshguard_api::revocation::MAX_CLOCK_SKEW_S;
+        let mut set = RevocationSet::new();
+        set.revoke_token("i", "old", NOW_U - 1 - MAX_CLOCK_SKEW_S);
         set.revoke_token("i", "new", NOW_U + 1);
         set.end_session("u", "s", NOW_U - 1);
         set.cut_off_user("u", NOW_U - 1000);

@@ -15,6 +15,9 @@ pub enum Attribute {
     Tier,
     /// `group`: any of the caller's groups.
     Group,
+    /// `consent`: any purpose the user currently consents to (the auth
+    /// plugin's `x-auth-consents`).
+    Consent,
     /// `path`: the request path without its query.
     Path,
     /// `header:<name>`: a request header (lowercase name).
@@ -27,6 +30,7 @@ impl Attribute {
             "sub" => Some(Attribute::Sub),
             "tier" => Some(Attribute::Tier),
             "group" => Some(Attribute::Group),
+            "consent" => Some(Attribute::Consent),
             "path" => Some(Attribute::Path),
             _ => {
                 let header = name.strip_prefix("header:")?;
@@ -47,6 +51,8 @@ pub struct Subject<'a> {
     pub key: Option<&'a str>,
     pub tier: Option<&'a str>,
     pub groups: &'a [&'a str],
+    /// The purposes the user consents to.
+    pub consents: &'a [&'a str],
     pub path: &'a str,
     /// The request headers rules may read (lowercase names).
     pub headers: &'a [(&'a str, &'a str)],
@@ -132,6 +138,7 @@ impl Rule {
             Attribute::Sub => subject.key.is_some_and(test),
             Attribute::Tier => subject.tier.is_some_and(test),
             Attribute::Group => subject.groups.iter().any(|g| test(g)),
+            Attribute::Consent => subject.consents.iter().any(|c| test(c)),
             Attribute::Path => test(subject.path),
             Attribute::Header(name) => subject.header(name).is_some_and(test),
         };
@@ -261,7 +268,7 @@ fn compile_rule(i: usize, rule: &TargetingRule) -> Result<Rule, FlagError> {
     let attribute = Attribute::parse(&rule.attribute).ok_or_else(|| FlagError {
         field: format!("rules[{i}].attribute"),
         message: format!(
-            "unknown attribute {:?} (sub, tier, group, path or header:<lowercase name>)",
+            "unknown attribute {:?} (sub, tier, group, consent, path or header:<lowercase name>)",
             rule.attribute
         ),
     })?;

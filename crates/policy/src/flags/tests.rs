@@ -546,3 +546,24 @@ fn a_split_with_one_weighted_variant_gives_it_to_every_key_as_the_hash_would() {
         assert_eq!(hashed.map(String::as_str), Some("on"));
     }
 }
+
+#[test]
+fn consent_rules_target_the_purposes_a_user_agreed_to() {
+    let flag = Flag::compile(&definition(json!({
+        "key": "PERSONALISED", "variants": {"on": true, "off": false},
+        "default_variant": "off", "percentage": 100,
+        "weights": [{"variant": "on", "weight": 1}],
+        "rules": [{"attribute": "consent", "op": "not_in", "values": ["personalization"], "variant": "off"}]
+    })))
+    .unwrap();
+    let agreed = ["analytics", "personalization"];
+    let withdrawn = ["analytics"];
+    let with = |consents| Subject {
+        key: Some("alice"),
+        consents,
+        ..Subject::default()
+    };
+    assert_eq!(flag.evaluate(&with(&agreed)).variant, "on");
+    assert_eq!(flag.evaluate(&with(&withdrawn)).variant, "off");
+    assert_eq!(flag.evaluate(&with(&[])).variant, "off");
+}

@@ -1,6 +1,7 @@
 //! Handlers, one module per area.
 
 pub mod audit;
+pub mod consents;
 pub mod flags;
 pub mod health;
 pub mod ratelimit;

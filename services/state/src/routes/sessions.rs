@@ -1,5 +1,12 @@
-//! Sessions: register (operator), activity (plugin), list and end (operator).
-//! Ending a session, by eviction or by hand, revokes its tokens via the feed.
+//! Sessions: register (operator), activity and batched reports (plugin),
+//! list and end (operator). Ending a session, by eviction or by hand,
+//! revokes its tokens via the feed.
+//!
+//! A proxy learns sessions from the `sid` of the tokens it verifies and
+//! reports them in batches (`POST /v1/sessions/reports`): a new one is
+//! registered (the per-user maximum enforced), a known one touched, and
+//! each goes through the travel check. Every report of a batch stands on
+//! its own: a malformed one is skipped, a malformed field dropped.
 
 use super::{actor, check_id, now_ms};
 use crate::app::AppState;
@@ -7,14 +14,15 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::geo;
 use crate::routes::revocations::record;
-use crate::store::{LastLocation, NewAuditEvent, Touched};
+use crate::store::{LastLocation, Learned, NewAuditEvent, SeenSession, Touched};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use meshguard_api::revocation::Revocation;
 use meshguard_api::session::{
-    ActivityResponse, Geo, SessionActivity, SessionEnded, SessionInfo, SessionList,
-    SessionRegistered, SessionRegistration, SuspiciousActivity,
+    ActivityResponse, Geo, ReportProblem, SessionActivity, SessionEnded, SessionInfo, SessionList,
+    SessionRegistered, SessionRegistration, SessionReport, SessionReports, SessionReportsAnswer,
+    SuspiciousActivity, MAX_USER_AGENT_BYTES,
 };
 use serde_json::json;
 
@@ -83,6 +91,11 @@ async fn revoke_session(
     why: &str,
 ) -> ApiResult<()> {
     let until = now_ms() / 1_000 + state.settings.session_revocation_ttl_s;
+    // Before the feed entry: a late report of the session must not bring it back.
+    state
+        .store
+        .mark_sessions_ended(user, &[session_id], until)
+        .await?;
     record(
         state,
         Revocation::Session {
@@ -268,4 +281,149 @@ pub async fn end(
         session_id,
         ended,
     }))
+}
+
+/// Reports a proxy may hold back while meshguard-state is away: first-seen
+/// times older than this are clamped to it (they still order the batch).
+const MAX_REPORT_AGE_MS: u64 = 3_600_000;
+
+/// One report of a batch, with its malformed fields dropped, or why it
+/// cannot be applied at all.
+fn read_report(
+    raw: serde_json::Value,
+    now: u64,
+    problems: &mut Vec<String>,
+) -> Result<SessionReport, String> {
+    let serde_json::Value::Object(mut fields) = raw else {
+        return Err("not an object".into());
+    };
+    // Optional fields that do not parse are dropped one by one, so a bad
+    // location (say, from a header) costs the location, not the session.
+    for field in ["geo", "ip", "user_agent"] {
+        let Some(value) = fields.get(field) else {
+            continue;
+        };
+        let ok = match field {
+            "geo" => serde_json::from_value::<Geo>(value.clone()).is_ok_and(|g| g.is_valid()),
+            "ip" => value
+                .as_str()
+                .is_some_and(|ip| ip.parse::<std::net::IpAddr>().is_ok()),
+            _ => value.as_str().is_some_and(|ua| {
+                ua.len() <= MAX_USER_AGENT_BYTES && !ua.chars().any(char::is_control)
+            }),
+        };
+        if !ok && !value.is_null() {
+            problems.push(format!("{field} dropped: not a valid value"));
+            fields.remove(field);
+        }
+    }
+    let mut report: SessionReport =
+        serde_json::from_value(serde_json::Value::Object(fields)).map_err(|e| e.to_string())?;
+    if !crate::store::keys::valid_id(&report.user) {
+        return Err("user must be 1-256 characters without braces or control characters".into());
+    }
+    if !crate::store::keys::valid_id(&report.session_id) {
+        return Err(
+            "session_id must be 1-256 characters without braces or control characters".into(),
+        );
+    }
+    let oldest = now.saturating_sub(MAX_REPORT_AGE_MS);
+    report.first_seen_ms = report.first_seen_ms.clamp(oldest, now);
+    report.last_seen_ms = report.last_seen_ms.clamp(report.first_seen_ms, now);
+    Ok(report)
+}
+
+pub async fn reports(
+    State(state): State<AppState>,
+    ApiJson(batch): ApiJson<SessionReports>,
+) -> ApiResult<Json<SessionReportsAnswer>> {
+    let now = now_ms();
+    let mut answer = SessionReportsAnswer {
+        applied: 0,
+        registered: Vec::new(),
+        evicted: Vec::new(),
+        suspicious: Vec::new(),
+        problems: Vec::new(),
+    };
+    let mut reports = Vec::with_capacity(batch.reports.len());
+    for (index, raw) in batch.reports.into_iter().enumerate() {
+        let mut dropped = Vec::new();
+        match read_report(raw, now, &mut dropped) {
+            Ok(report) => reports.push(report),
+            Err(message) => answer.problems.push(ReportProblem {
+                index,
+                outcome: "skipped".into(),
+                message,
+            }),
+        }
+        answer
+            .problems
+            .extend(dropped.into_iter().map(|message| ReportProblem {
+                index,
+                outcome: "field_dropped".into(),
+                message,
+            }));
+    }
+    // Oldest first: the order sessions were seen decides which is evicted.
+    reports.sort_by_key(|r| r.first_seen_ms);
+    for report in &reports {
+        let seen = SeenSession {
+            user: &report.user,
+            session_id: &report.session_id,
+            first_seen_ms: report.first_seen_ms,
+            last_seen_ms: report.last_seen_ms,
+            user_agent: report.user_agent.as_deref(),
+            ip: report.ip.as_deref(),
+            geo: report.geo,
+        };
+        let learned = state
+            .store
+            .learn_session(&seen, state.settings.max_sessions)
+            .await?;
+        answer.applied += 1;
+        let Learned::Live {
+            new,
+            evicted,
+            previous,
+        } = learned
+        else {
+            continue;
+        };
+        if new {
+            answer.registered.push(report.session_id.clone());
+            audit(
+                &state,
+                "proxy",
+                "session.created",
+                &report.user,
+                json!({ "session_id": report.session_id, "ip": report.ip, "user_agent": report.user_agent }),
+            )
+            .await;
+        }
+        for old in evicted {
+            revoke_session(&state, &report.user, &old, "proxy", "max_sessions").await?;
+            audit(
+                &state,
+                "proxy",
+                "session.evicted",
+                &report.user,
+                json!({ "session_id": old, "for": report.session_id }),
+            )
+            .await;
+            answer.evicted.push(old);
+        }
+        if let Some(event) = travel_check(
+            &state,
+            &report.user,
+            &report.session_id,
+            previous,
+            report.geo,
+            report.last_seen_ms,
+        )
+        .await?
+        {
+            answer.suspicious.push(event);
+        }
+    }
+    Ok(Json(answer))
 }

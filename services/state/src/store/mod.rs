@@ -88,6 +88,30 @@ pub enum Touched {
     Live { previous: Option<LastLocation> },
 }
 
+/// A session a proxy saw, as the store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeenSession<'a> {
+    pub user: &'a str,
+    pub session_id: &'a str,
+    pub first_seen_ms: u64,
+    pub last_seen_ms: u64,
+    pub user_agent: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub geo: Option<Geo>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Learned {
+    /// The session was ended; the report changed nothing.
+    Ended,
+    /// A live session; `new` when this report registered it.
+    Live {
+        new: bool,
+        evicted: Vec<String>,
+        previous: Option<LastLocation>,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recorded {
     pub cursor: String,
@@ -140,6 +164,21 @@ pub trait Store: Send + Sync + 'static {
         ip: Option<&str>,
         geo: Option<Geo>,
     ) -> Result<Touched, StoreError>;
+    /// Registers a session a proxy reported, or touches it when known; an
+    /// ended session stays ended. Evicts the oldest beyond `max_sessions`.
+    async fn learn_session(
+        &self,
+        seen: &SeenSession<'_>,
+        max_sessions: u32,
+    ) -> Result<Learned, StoreError>;
+    /// Records that sessions were ended until `until_s`, so a late report
+    /// cannot bring them back.
+    async fn mark_sessions_ended(
+        &self,
+        user: &str,
+        session_ids: &[&str],
+        until_s: u64,
+    ) -> Result<(), StoreError>;
     async fn list_sessions(&self, user: &str) -> Result<Vec<SessionInfo>, StoreError>;
     async fn end_session(&self, user: &str, session_id: &str) -> Result<bool, StoreError>;
 
@@ -156,6 +195,14 @@ pub trait Store: Send + Sync + 'static {
 
     async fn audit(&self, event: &NewAuditEvent) -> Result<String, StoreError>;
     async fn read_audit(&self, since: &str, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// The purposes each user currently consents to (meshguard-gdpr's
+    /// mirror of the latest choice per purpose), sorted; every user asked
+    /// about is in the answer.
+    async fn consents(
+        &self,
+        users: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<String>>, StoreError>;
 
     /// Records keys (or `key#field` entries of shared keys) holding `user`'s data.
     async fn index_user(&self, user: &str, entries: &[String]) -> Result<(), StoreError>;

@@ -5,15 +5,15 @@
 
 use super::keys;
 use super::{
-    BucketOutcome, BucketSpec, Buckets, Decision, LastLocation, NewAuditEvent, Recorded,
-    Registered, Store, StoreError, Take, Touched,
+    BucketOutcome, BucketSpec, Buckets, Decision, LastLocation, Learned, NewAuditEvent, Recorded,
+    Registered, SeenSession, Store, StoreError, Take, Touched,
 };
 use async_trait::async_trait;
 use meshguard_api::audit::AuditEvent;
 use meshguard_api::flags::{FlagDefinition, FlagSnapshot};
 use meshguard_api::revocation::{
     FeedEntry, Revocation, RevocationFeed, RevocationSnapshot, RevokedSession, RevokedToken,
-    UserCutoff,
+    UserCutoff, MAX_CLOCK_SKEW_S, SESSION_REVOCATION_S,
 };
 use meshguard_api::session::{Geo, SessionInfo};
 use prometheus::IntCounter;
@@ -30,6 +30,7 @@ struct Scripts {
     feed: Script,
     session_register: Script,
     session_touch: Script,
+    session_learn: Script,
     refund: Script,
 }
 
@@ -42,6 +43,7 @@ impl Scripts {
             feed: Script::new(include_str!("lua/feed.lua")),
             session_register: Script::new(include_str!("lua/session_register.lua")),
             session_touch: Script::new(include_str!("lua/session_touch.lua")),
+            session_learn: Script::new(include_str!("lua/session_learn.lua")),
             refund: Script::new(include_str!("lua/refund.lua")),
         }
     }
@@ -432,6 +434,16 @@ fn parse_audit(items: &[Value]) -> Option<Vec<AuditEvent>> {
     Some(events)
 }
 
+/// The sessions of a user that were ended (zset sid → until, Unix s): beside
+/// the live ones, in the user's slot.
+fn ended_sessions(user: &str) -> String {
+    format!("{}-ended", keys::sessions(user))
+}
+
+/// How long a user's session keys live after their last write: a user not
+/// seen for this long leaves no session data behind.
+const SESSION_KEYS_TTL_MS: u64 = 30 * 24 * 3_600 * 1_000;
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -543,7 +555,8 @@ where
                     .arg(self.feed_max_len)
                     .arg(iss)
                     .arg(jti)
-                    .arg(exp);
+                    .arg(exp)
+                    .arg(MAX_CLOCK_SKEW_S);
             }
             Revocation::User { sub, .. } => {
                 inv.arg("user").arg(self.feed_max_len).arg(sub);
@@ -585,7 +598,8 @@ where
             .key(keys::REV_SESSIONS)
             .key(keys::REV_TRIMMED)
             .arg(since)
-            .arg(limit);
+            .arg(limit)
+            .arg(MAX_CLOCK_SKEW_S);
         let reply: Vec<Value> = self
             .run(|mut c| async move { inv.invoke_async(&mut c).await })
             .await?;
@@ -731,6 +745,115 @@ where
         Ok(Touched::Live {
             previous: location(previous),
         })
+    }
+
+    async fn learn_session(
+        &self,
+        seen: &SeenSession<'_>,
+        max_sessions: u32,
+    ) -> Result<Learned, StoreError> {
+        let (lat, lon) = seen
+            .geo
+            .map(|g| (g.lat.to_string(), g.lon.to_string()))
+            .unwrap_or_default();
+        let mut inv = self.scripts.session_learn.prepare_invoke();
+        inv.key(keys::sessions(seen.user))
+            .key(keys::session_records(seen.user))
+            .key(keys::last_location(seen.user))
+            .key(keys::index(seen.user))
+            .key(ended_sessions(seen.user))
+            .arg(seen.user)
+            .arg(seen.session_id)
+            .arg(seen.first_seen_ms)
+            .arg(seen.last_seen_ms)
+            .arg(seen.user_agent.unwrap_or(""))
+            .arg(seen.ip.unwrap_or(""))
+            .arg(lat)
+            .arg(lon)
+            .arg(max_sessions)
+            .arg(SESSION_KEYS_TTL_MS)
+            .arg(SESSION_REVOCATION_S);
+        let reply: Vec<Value> = self
+            .run(|mut c| async move { inv.invoke_async(&mut c).await })
+            .await?;
+        let [state, evicted, previous] = reply.as_slice() else {
+            return Err(failed("session learn"));
+        };
+        let new = match int(state) {
+            Some(0) => return Ok(Learned::Ended),
+            Some(1) => false,
+            Some(2) => true,
+            _ => return Err(failed("session learn state")),
+        };
+        let evicted = array(evicted)
+            .ok_or_else(|| failed("evicted"))?
+            .iter()
+            .filter_map(text)
+            .collect();
+        Ok(Learned::Live {
+            new,
+            evicted,
+            previous: location(previous),
+        })
+    }
+
+    async fn mark_sessions_ended(
+        &self,
+        user: &str,
+        session_ids: &[&str],
+        until_s: u64,
+    ) -> Result<(), StoreError> {
+        if session_ids.is_empty() {
+            return Ok(());
+        }
+        let key = ended_sessions(user);
+        let ttl_s = until_s.saturating_sub(now_ms() / 1_000).max(1);
+        self.run(|mut c| {
+            let key = key.clone();
+            async move {
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                for sid in session_ids {
+                    pipe.cmd("ZADD").arg(&key).arg(until_s).arg(*sid).ignore();
+                }
+                pipe.cmd("EXPIRE").arg(&key).arg(ttl_s).ignore();
+                pipe.cmd("SADD").arg(keys::index(user)).arg(&key).ignore();
+                pipe.query_async::<()>(&mut c).await
+            }
+        })
+        .await
+    }
+
+    async fn consents(&self, users: &[String]) -> Result<HashMap<String, Vec<String>>, StoreError> {
+        if users.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let records: Vec<HashMap<String, String>> = self
+            .run(|mut c| async move {
+                let mut pipe = redis::pipe();
+                for user in users {
+                    pipe.cmd("HGETALL").arg(format!("mg:{{u:{user}}}:consents"));
+                }
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        Ok(users
+            .iter()
+            .zip(records)
+            .map(|(user, record)| {
+                let mut granted: Vec<String> = record
+                    .into_iter()
+                    .filter(|(_, choice)| {
+                        // `{"granted": true, ...}`; anything else is no consent.
+                        serde_json::from_str::<serde_json::Value>(choice)
+                            .is_ok_and(|c| c["granted"] == serde_json::Value::Bool(true))
+                    })
+                    .map(|(purpose, _)| purpose)
+                    .collect();
+                granted.sort();
+                (user.clone(), granted)
+            })
+            .collect())
     }
 
     async fn list_sessions(&self, user: &str) -> Result<Vec<SessionInfo>, StoreError> {

@@ -1,7 +1,8 @@
 -- Reads the revocation feed after a cursor, or a snapshot when the cursor is
 -- older than what the stream still holds (or unknown to it), in one atomic step
 -- so no change falls between the check and the read.
--- KEYS as revoke.lua. ARGV[1] cursor ("0" asks for a snapshot), ARGV[2] page size.
+-- KEYS as revoke.lua. ARGV[1] cursor ("0" asks for a snapshot), ARGV[2] page size,
+-- ARGV[3] seconds a revoked token stays after its exp (as revoke.lua).
 -- Returns { "changes", last id, more (0/1), id1, {fields}, id2, {fields}, ... }
 --      or { "snapshot", last id, now_s, {token members/scores}, {user hash}, {session members/scores} }
 
@@ -49,6 +50,6 @@ end
 local t = redis.call('TIME')
 local now_s = tonumber(t[1])
 return { 'snapshot', last, now_s,
-  redis.call('ZRANGEBYSCORE', KEYS[2], now_s, '+inf', 'WITHSCORES'),
+  redis.call('ZRANGEBYSCORE', KEYS[2], now_s - tonumber(ARGV[3]), '+inf', 'WITHSCORES'),
   redis.call('HGETALL', KEYS[3]),
   redis.call('ZRANGEBYSCORE', KEYS[4], now_s, '+inf', 'WITHSCORES') }

@@ -4,7 +4,8 @@
 -- KEYS[5] the id of the newest entry trimmed from the stream (a cursor at or
 -- after it has missed nothing)
 -- ARGV[1] kind (token|user|session), ARGV[2] stream max length,
--- token: ARGV[3] iss, ARGV[4] jti, ARGV[5] exp
+-- token: ARGV[3] iss, ARGV[4] jti, ARGV[5] exp, ARGV[6] seconds a token stays after
+--   its exp (the largest clock skew a plugin may allow: it accepts the token that long)
 -- user: ARGV[3] sub
 -- session: ARGV[3] sub, ARGV[4] session id, ARGV[5] until
 -- Returns { stream id, at_ms, not_before (user) or 0 }
@@ -18,7 +19,7 @@ local id
 local nb = 0
 if kind == 'token' then
   redis.call('ZADD', KEYS[2], ARGV[5], ARGV[3] .. '\n' .. ARGV[4])
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now_s)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now_s - tonumber(ARGV[6])))
   id = redis.call('XADD', KEYS[1], '*',
     'kind', 'token', 'iss', ARGV[3], 'jti', ARGV[4], 'exp', ARGV[5], 'at_ms', at_ms)
 elseif kind == 'user' then

@@ -29,6 +29,7 @@ const GDPR_ENV: &[&str] = &[
     "MESHGUARD_GDPR_REVOCATION_GRACE_MS",
     "MESHGUARD_GDPR_LISTEN",
     "MESHGUARD_GDPR_TICK_S",
+    "MESHGUARD_GDPR_SELF_LISTEN",
 ];
 
 pub struct Gdpr {
@@ -192,16 +193,18 @@ impl Gdpr {
 
     /// Files a request and verifies it with the mailed code; its id.
     pub fn verified_request(&self, kind: &str, user: &str) -> String {
-        let created = self.ok(&[
-            "request",
-            "create",
-            "--kind",
-            kind,
-            "--user",
-            user,
+        // `--user=<id>`: an id may start with `-`.
+        let user = format!("--user={user}");
+        self.ok(&[
+            "contact",
+            "set",
+            &user,
             "--email",
             "subject@example.org",
+            "--source",
+            "test account record",
         ]);
+        let created = self.ok(&["request", "create", "--kind", kind, &user]);
         let id = created["id"].as_str().expect("request id").to_string();
         let code = self.code_for(&id);
         let verified = self.ok(&["request", "verify", &id, "--code", &code]);

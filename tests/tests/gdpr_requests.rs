@@ -14,16 +14,17 @@ fn gdpr() -> Gdpr {
 }
 
 fn create(g: &Gdpr, kind: &str, user: &str, received: Option<&str>) -> serde_json::Value {
-    let mut args = vec![
-        "request",
-        "create",
-        "--kind",
-        kind,
+    g.ok(&[
+        "contact",
+        "set",
         "--user",
         user,
         "--email",
         "s@example.org",
-    ];
+        "--source",
+        "account record",
+    ]);
+    let mut args = vec!["request", "create", "--kind", kind, "--user", user];
     if let Some(r) = received {
         args.extend(["--received-at", r]);
     }
@@ -156,8 +157,6 @@ fn wrong_codes_lock_out_after_the_limit_and_duplicates_are_refused() {
         "erasure",
         "--user",
         "mallory-target",
-        "--email",
-        "s@example.org",
     ]);
     assert!(dup.contains("duplicate") && dup.contains(id), "{dup}");
     // Another kind is a different request.
@@ -175,41 +174,23 @@ fn bad_input_gives_clear_errors_and_changes_nothing() {
             "no request",
         ),
         (
-            vec![
-                "request",
-                "create",
-                "--kind",
-                "access",
-                "--user",
-                "a{b}",
-                "--email",
-                "s@example.org",
-            ],
+            vec!["request", "create", "--kind", "access", "--user", "a{b}"],
+            "not a valid id",
+        ),
+        (
+            vec!["request", "create", "--kind", "access", "--user", ""],
             "not a valid id",
         ),
         (
             vec![
-                "request",
-                "create",
-                "--kind",
-                "access",
-                "--user",
-                "",
-                "--email",
-                "s@example.org",
-            ],
-            "not a valid id",
-        ),
-        (
-            vec![
-                "request",
-                "create",
-                "--kind",
-                "access",
+                "contact",
+                "set",
                 "--user",
                 "bob",
                 "--email",
                 "not-an-address",
+                "--source",
+                "account record",
             ],
             "email",
         ),
@@ -221,24 +202,13 @@ fn bad_input_gives_clear_errors_and_changes_nothing() {
                 "access",
                 "--user",
                 "bob",
-                "--email",
-                "b@example.org",
                 "--received-at",
                 "31/01/2025",
             ],
             "received_at",
         ),
         (
-            vec![
-                "request",
-                "create",
-                "--kind",
-                "deletion",
-                "--user",
-                "bob",
-                "--email",
-                "b@example.org",
-            ],
+            vec!["request", "create", "--kind", "deletion", "--user", "bob"],
             "invalid value 'deletion'",
         ),
         (
@@ -248,6 +218,30 @@ fn bad_input_gives_clear_errors_and_changes_nothing() {
         (vec!["export", "dsr-000000000000000000000000"], "no request"),
         (vec!["erase", "dsr-000000000000000000000000"], "no request"),
         (vec!["request", "list", "--status", "done"], "status"),
+        (
+            vec![
+                "request",
+                "create",
+                "--kind",
+                "access",
+                "--user",
+                "nobody-on-record",
+            ],
+            "no contact address on record",
+        ),
+        (
+            vec![
+                "request",
+                "create",
+                "--kind",
+                "access",
+                "--user",
+                "bob",
+                "--email",
+                "attacker@example.org",
+            ],
+            "unexpected argument '--email'",
+        ),
         (
             vec![
                 "hold",

@@ -78,8 +78,7 @@ impl Api<'_> {
     }
 
     fn anonymous(&self, method: &str, path: &str, auth: Option<&str>) -> Answer {
-        let body = (method == "POST")
-            .then(|| json!({"kind": "access", "user": "mallory", "email": "m@example.org"}));
+        let body = (method == "POST").then(|| json!({"kind": "access", "user": "mallory"}));
         call(method, &format!("{}{path}", self.0.url()), auth, body)
     }
 }
@@ -147,18 +146,31 @@ fn the_http_api_takes_a_request_from_filing_to_an_expiring_download() {
         200,
     );
 
+    // The address comes from the subject's records, never from the request.
+    api.ok(
+        "POST",
+        &format!("/v1/contacts/{user}"),
+        Some(json!({"email": "erin@example.org", "source": "account 17"})),
+        200,
+    );
+    let typed = api.admin(
+        "POST",
+        "/v1/requests",
+        Some(json!({"kind": "access", "user": user, "email": "attacker@example.org"})),
+    );
+    assert_eq!(typed.status, 400, "{}", typed.body);
     // File → send-code → verify.
     let created = api.ok(
         "POST",
         "/v1/requests",
-        Some(json!({"kind": "access", "user": user, "email": "erin@example.org"})),
+        Some(json!({"kind": "access", "user": user})),
         201,
     );
     let id = created["id"].as_str().unwrap().to_string();
     let duplicate = api.admin(
         "POST",
         "/v1/requests",
-        Some(json!({"kind": "access", "user": user, "email": "erin@example.org"})),
+        Some(json!({"kind": "access", "user": user})),
     );
     assert_eq!(duplicate.status, 409, "{}", duplicate.body);
     let unverified = api.admin(

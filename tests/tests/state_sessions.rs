@@ -208,7 +208,8 @@ fn ending_a_session_revokes_it_and_the_index_lists_the_users_keys() {
         .post(
             "/v1/ratelimit/check",
             stack.plugin(),
-            &json!({"key": "erin"}),
+            // The rate limiter's key for the subject (meshguard_api::keys).
+            &json!({"key": "sub:erin"}),
         )
         .ok();
     let index = stack.api.get("/v1/users/erin/index", stack.admin()).ok();
@@ -219,11 +220,11 @@ fn ending_a_session_revokes_it_and_the_index_lists_the_users_keys() {
         .map(|k| k.as_str().unwrap())
         .collect();
     for want in [
-        "mg:{u:erin}:sessions",
-        "mg:{u:erin}:session-records",
-        "mg:{u:erin}:last-location",
-        "mg:{u:erin}:rl:minute",
-        "mg:{u:erin}:rl:hour",
+        "mg:{u:sub:erin}:sessions",
+        "mg:{u:sub:erin}:session-records",
+        "mg:{u:sub:erin}:last-location",
+        "mg:{u:sub:erin}:rl:minute",
+        "mg:{u:sub:erin}:rl:hour",
         "mg:{rev}:sessions#erin\none",
     ] {
         assert!(keys.contains(&want), "{want} missing from {keys:?}");

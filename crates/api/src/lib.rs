@@ -10,6 +10,7 @@ pub mod audit;
 pub mod consent;
 pub mod error;
 pub mod flags;
+pub mod keys;
 pub mod lease;
 pub mod limits;
 pub mod ratelimit;

@@ -1,12 +1,14 @@
 //! Who a request is limited as, and under which tier.
 
 use crate::config::RateLimitConfig;
+use meshguard_api::keys::{address_key, subject_key};
 use meshguard_plugin_kit::request_headers::RequestHeaders;
-use meshguard_policy::ratelimit::client::{bucket_key, client_address};
+use meshguard_policy::ratelimit::client::client_address;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// `sub:<subject>` or `ip:<address>`.
+    /// `sub:<subject>` or `ip:<address>` (`meshguard_api::keys`: the same
+    /// form meshguard-state files the user's other keys under).
     pub key: String,
     pub tier: String,
 }
@@ -34,7 +36,7 @@ pub fn identify(
                 .filter(|t| config.tiers.contains_key(*t))
                 .unwrap_or(&config.default_tier);
             return Identity {
-                key: bucket_key("sub", subject),
+                key: subject_key(subject),
                 tier: tier.to_string(),
             };
         }
@@ -47,7 +49,7 @@ pub fn identify(
     let address = client_address(peer.as_deref(), &forwarded, id.trusted_hops)
         .map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
     Identity {
-        key: bucket_key("ip", &address),
+        key: address_key(&address),
         tier: config.anonymous_tier().to_string(),
     }
 }

@@ -1,9 +1,17 @@
 //! The append-only, hash-chained audit log. Each entry's hash covers the
 //! previous entry's hash and its own fields, so an edit, a deletion or a
-//! reorder breaks the chain at that entry. Checkpoints carry an HMAC of
-//! (seq, hash) under the key kept apart from the database: whoever can write
-//! the database cannot rebuild the chain to match them. Entries never hold
-//! personal data in clear: subjects are HMACs (`Keys::subject`).
+//! reorder breaks the chain at that entry. Three records carry an HMAC under
+//! the key kept apart from the database, so whoever can write the database
+//! cannot rebuild them:
+//! - each checkpoint, over (seq, hash, time, its ordinal `n`): deleting a
+//!   checkpoint leaves a gap in the ordinals;
+//! - the pruning anchor the chain starts from, over (seq, hash, `n`):
+//!   cutting the head of the log needs a new anchor;
+//! - the head seal, rewritten with every entry, over (last seq, last hash,
+//!   checkpoint count): cutting the tail leaves the log short of it.
+//!
+//! Entries never hold personal data in clear: subjects are HMACs
+//! (`Keys::subject`).
 
 use crate::error::Result;
 use crate::keys::{sha256_hex, Keys};
@@ -32,10 +40,37 @@ fn entry_hash(
     sha256_hex(format!("{prev}{fields}").as_bytes())
 }
 
-fn checkpoint_mac(keys: &Keys, seq: i64, hash: &str, at: &str) -> String {
+fn checkpoint_mac(keys: &Keys, seq: i64, hash: &str, at: &str, n: i64) -> String {
     keys.mac(
         "audit-checkpoint",
-        &[seq.to_string().as_bytes(), hash.as_bytes(), at.as_bytes()],
+        &[
+            seq.to_string().as_bytes(),
+            hash.as_bytes(),
+            at.as_bytes(),
+            n.to_string().as_bytes(),
+        ],
+    )
+}
+
+fn anchor_mac(keys: &Keys, seq: i64, hash: &str, n: i64) -> String {
+    keys.mac(
+        "audit-anchor",
+        &[
+            seq.to_string().as_bytes(),
+            hash.as_bytes(),
+            n.to_string().as_bytes(),
+        ],
+    )
+}
+
+fn head_mac(keys: &Keys, seq: i64, hash: &str, checkpoints: i64) -> String {
+    keys.mac(
+        "audit-head",
+        &[
+            seq.to_string().as_bytes(),
+            hash.as_bytes(),
+            checkpoints.to_string().as_bytes(),
+        ],
     )
 }
 
@@ -50,15 +85,85 @@ fn head(conn: &Connection) -> Result<(i64, String)> {
     {
         return Ok(last);
     }
-    Ok(anchor(conn)?.unwrap_or((0, GENESIS.to_string())))
+    Ok(anchor(conn)?.map_or((0, GENESIS.to_string()), |a| (a.seq, a.hash)))
 }
 
-fn anchor(conn: &Connection) -> Result<Option<(i64, String)>> {
+struct Anchor {
+    seq: i64,
+    hash: String,
+    n: i64,
+    mac: String,
+}
+
+fn anchor(conn: &Connection) -> Result<Option<Anchor>> {
     Ok(conn
-        .query_row("SELECT seq, hash FROM anchor WHERE one = 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT seq, hash, COALESCE(n, 0), COALESCE(mac, '') FROM anchor WHERE one = 1",
+            [],
+            |r| {
+                Ok(Anchor {
+                    seq: r.get(0)?,
+                    hash: r.get(1)?,
+                    n: r.get(2)?,
+                    mac: r.get(3)?,
+                })
+            },
+        )
         .optional()?)
+}
+
+/// The ordinal of the newest checkpoint (the anchor's when none is left).
+fn checkpoint_count(conn: &Connection) -> Result<i64> {
+    let newest: Option<i64> = conn.query_row("SELECT MAX(n) FROM checkpoints", [], |r| r.get(0))?;
+    match newest {
+        Some(n) => Ok(n),
+        None => Ok(anchor(conn)?.map_or(0, |a| a.n)),
+    }
+}
+
+/// Rewrites the head seal to the current last entry and checkpoint count.
+fn seal_head(conn: &Connection, keys: &Keys) -> Result<()> {
+    let (seq, hash) = head(conn)?;
+    let count = checkpoint_count(conn)?;
+    conn.execute(
+        "INSERT INTO head (one, seq, hash, checkpoints, mac) VALUES (1, ?1, ?2, ?3, ?4)
+         ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
+           checkpoints = excluded.checkpoints, mac = excluded.mac",
+        params![seq, hash, count, head_mac(keys, seq, &hash, count)],
+    )?;
+    Ok(())
+}
+
+/// Seals a database written before checkpoints, anchor and head carried
+/// their MACs (schema version 1), trusting its state at the upgrade: the
+/// ordinals follow the checkpoints' order.
+pub fn reseal(conn: &Connection, keys: &Keys) -> Result<()> {
+    let mut stmt = conn.prepare("SELECT seq, hash, at FROM checkpoints ORDER BY seq")?;
+    let rows: Vec<(i64, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    drop(stmt);
+    let first = anchor(conn)?.map_or(1, |a| a.n.max(1));
+    for (i, (seq, hash, at)) in rows.iter().enumerate() {
+        let n = first + i as i64;
+        conn.execute(
+            "UPDATE checkpoints SET n = ?2, mac = ?3 WHERE seq = ?1",
+            params![seq, n, checkpoint_mac(keys, *seq, hash, at, n)],
+        )?;
+    }
+    if let Some(a) = anchor(conn)? {
+        let n: i64 = conn
+            .query_row("SELECT n FROM checkpoints WHERE seq = ?1", [a.seq], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .unwrap_or(first);
+        conn.execute(
+            "UPDATE anchor SET n = ?1, mac = ?2 WHERE one = 1",
+            params![n, anchor_mac(keys, a.seq, &a.hash, n)],
+        )?;
+    }
+    seal_head(conn, keys)
 }
 
 /// Appends one entry (call inside the transaction that makes the change it
@@ -84,17 +189,27 @@ pub fn append(
     if seq % CHECKPOINT_EVERY == 0 {
         seal(conn, keys, seq, &hash)?;
     }
+    seal_head(conn, keys)?;
     Ok(seq)
 }
 
 fn seal(conn: &Connection, keys: &Keys, seq: i64, hash: &str) -> Result<()> {
-    let at = time::now_rfc3339();
-    let mac = checkpoint_mac(keys, seq, hash, &at);
-    conn.execute(
-        "INSERT OR IGNORE INTO checkpoints (seq, hash, at, mac) VALUES (?1, ?2, ?3, ?4)",
-        params![seq, hash, at, mac],
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM checkpoints WHERE seq = ?1)",
+        [seq],
+        |r| r.get(0),
     )?;
-    Ok(())
+    if exists {
+        return Ok(());
+    }
+    let at = time::now_rfc3339();
+    let n = checkpoint_count(conn)? + 1;
+    let mac = checkpoint_mac(keys, seq, hash, &at, n);
+    conn.execute(
+        "INSERT INTO checkpoints (seq, hash, at, mac, n) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![seq, hash, at, mac, n],
+    )?;
+    seal_head(conn, keys)
 }
 
 /// Seals a checkpoint at the current head.
@@ -132,7 +247,27 @@ struct Row {
 
 pub fn verify(conn: &Connection, keys: &Keys) -> Result<Verification> {
     let mut problems = Vec::new();
-    let (anchor_seq, anchor_hash) = anchor(conn)?.unwrap_or((0, GENESIS.to_string()));
+    let anchored = anchor(conn)?;
+    if let Some(a) = &anchored {
+        if !keys.verify_mac(
+            "audit-anchor",
+            &[
+                a.seq.to_string().as_bytes(),
+                a.hash.as_bytes(),
+                a.n.to_string().as_bytes(),
+            ],
+            &a.mac,
+        ) {
+            problems.push(format!(
+                "the anchor at entry {} has a bad MAC (forged or edited): the head of the log may have been cut",
+                a.seq
+            ));
+        }
+    }
+    let (anchor_seq, anchor_hash, anchor_n) =
+        anchored.as_ref().map_or((0, GENESIS.to_string(), 0), |a| {
+            (a.seq, a.hash.clone(), a.n)
+        });
     let mut stmt = conn.prepare(
         "SELECT seq, at, actor, action, subject_mac, details, prev_hash, hash FROM audit ORDER BY seq",
     )?;
@@ -197,14 +332,24 @@ pub fn verify(conn: &Connection, keys: &Keys) -> Result<Verification> {
     }
     drop(stmt);
 
-    let mut stmt = conn.prepare("SELECT seq, hash, at, mac FROM checkpoints ORDER BY seq")?;
-    let checkpoints: Vec<(i64, String, String, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+    let mut stmt =
+        conn.prepare("SELECT seq, hash, at, mac, COALESCE(n, 0) FROM checkpoints ORDER BY seq")?;
+    let checkpoints: Vec<(i64, String, String, String, i64)> = stmt
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
-    for (seq, hash, at, mac) in &checkpoints {
+    // Ordinals run on without a gap from the anchor's (or from 1).
+    let mut next_n = if anchored.is_some() { anchor_n } else { 1 };
+    for (seq, hash, at, mac, n) in &checkpoints {
         if !keys.verify_mac(
             "audit-checkpoint",
-            &[seq.to_string().as_bytes(), hash.as_bytes(), at.as_bytes()],
+            &[
+                seq.to_string().as_bytes(),
+                hash.as_bytes(),
+                at.as_bytes(),
+                n.to_string().as_bytes(),
+            ],
             mac,
         ) {
             problems.push(format!(
@@ -212,6 +357,12 @@ pub fn verify(conn: &Connection, keys: &Keys) -> Result<Verification> {
             ));
             continue;
         }
+        if *n != next_n {
+            problems.push(format!(
+                "checkpoints {next_n}..{n} before the one at entry {seq} were deleted"
+            ));
+        }
+        next_n = n + 1;
         match hashes.get(seq) {
             Some(h) if h == hash => {}
             Some(_) => problems.push(format!(
@@ -222,6 +373,54 @@ pub fn verify(conn: &Connection, keys: &Keys) -> Result<Verification> {
                 last_seq + 1
             )),
             None => {}
+        }
+    }
+    drop(stmt);
+    let sealed: Option<(i64, String, i64, String)> = conn
+        .query_row(
+            "SELECT seq, hash, checkpoints, mac FROM head WHERE one = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    match sealed {
+        None if entries > 0 || anchored.is_some() => problems.push(
+            "the head seal is missing: the end of the log cannot be confirmed (was the tail cut?)"
+                .into(),
+        ),
+        None => {}
+        Some((seq, hash, count, mac)) => {
+            if !keys.verify_mac(
+                "audit-head",
+                &[
+                    seq.to_string().as_bytes(),
+                    hash.as_bytes(),
+                    count.to_string().as_bytes(),
+                ],
+                &mac,
+            ) {
+                problems.push("the head seal has a bad MAC (forged or edited)".into());
+            } else if seq > last_seq {
+                problems.push(format!(
+                    "entries {}..={seq} were deleted: the log was sealed at entry {seq} and ends at {last_seq}",
+                    last_seq + 1
+                ));
+            } else if seq < last_seq {
+                problems.push(format!(
+                    "entries {}..={last_seq} were added without the key: the log was sealed at entry {seq}",
+                    seq + 1
+                ));
+            } else if hash != last_hash {
+                problems.push(format!(
+                    "entry {seq} does not match the head seal: the end of the log was rewritten"
+                ));
+            }
+            let newest_n = next_n - 1;
+            if count != newest_n {
+                problems.push(format!(
+                    "the head seal counts {count} checkpoints, the newest left is number {newest_n}: checkpoints were deleted"
+                ));
+            }
         }
     }
     Ok(Verification {
@@ -246,26 +445,27 @@ pub struct Pruned {
 pub fn prune(conn: &mut Connection, keys: &Keys, retention_days: i64) -> Result<Pruned> {
     let cutoff = time::rfc3339(chrono::Utc::now() - chrono::Duration::days(retention_days));
     let tx = conn.transaction()?;
-    let cp: Option<(i64, String)> = tx
+    let cp: Option<(i64, String, i64)> = tx
         .query_row(
-            "SELECT c.seq, c.hash FROM checkpoints c JOIN audit a ON a.seq = c.seq
+            "SELECT c.seq, c.hash, c.n FROM checkpoints c JOIN audit a ON a.seq = c.seq
              WHERE a.at < ?1 ORDER BY c.seq DESC LIMIT 1",
             [&cutoff],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    let Some((seq, hash)) = cp else {
+    let Some((seq, hash, n)) = cp else {
         return Ok(Pruned {
             removed_entries: 0,
-            anchor_seq: anchor(&tx)?.map(|a| a.0),
+            anchor_seq: anchor(&tx)?.map(|a| a.seq),
         });
     };
     let removed = tx.execute("DELETE FROM audit WHERE seq <= ?1", [seq])? as u64;
     tx.execute("DELETE FROM checkpoints WHERE seq < ?1", [seq])?;
     tx.execute(
-        "INSERT INTO anchor (one, seq, hash) VALUES (1, ?1, ?2)
-         ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        params![seq, hash],
+        "INSERT INTO anchor (one, seq, hash, n, mac) VALUES (1, ?1, ?2, ?3, ?4)
+         ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
+           n = excluded.n, mac = excluded.mac",
+        params![seq, hash, n, anchor_mac(keys, seq, &hash, n)],
     )?;
     append(
         &tx,

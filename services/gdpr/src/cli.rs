@@ -40,6 +40,9 @@ pub enum Command {
     Erase { request: String },
     /// The erasure steps of a request and their status.
     Steps { request: String },
+    /// The subject's contact address, from the subject's own records.
+    #[command(subcommand)]
+    Contact(ContactCommand),
     /// Legal holds (Art. 17(3)) that block erasure of a category.
     #[command(subcommand)]
     Hold(HoldCommand),
@@ -65,16 +68,28 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ContactCommand {
+    /// Record where verification codes for this subject go.
+    Set {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        email: String,
+        /// The subject's record the address was taken from (e.g. "account 4411, verified 2025-03-02").
+        #[arg(long)]
+        source: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum RequestCommand {
     /// File a request and send the subject a verification code.
     Create {
         #[arg(long, value_enum)]
         kind: Kind,
+        /// The code goes to this subject's address on record (`contact set`).
         #[arg(long)]
         user: String,
-        /// Where the verification code goes.
-        #[arg(long)]
-        email: String,
         /// When the request arrived (RFC 3339 or YYYY-MM-DD); now by default.
         #[arg(long)]
         received_at: Option<String>,
@@ -200,7 +215,6 @@ pub fn run(cli: Cli) -> Result<()> {
                 RequestCommand::Create {
                     kind,
                     user,
-                    email,
                     received_at,
                 } => {
                     let notifier = Notifier::from_settings(s)?;
@@ -209,7 +223,6 @@ pub fn run(cli: Cli) -> Result<()> {
                         &notifier,
                         kind,
                         &user,
-                        &email,
                         received_at.as_deref(),
                     )?)
                 }
@@ -234,6 +247,14 @@ pub fn run(cli: Cli) -> Result<()> {
                     print(&requests::reject(&mut core, &request, &reason)?)
                 }
             }
+        }
+        Command::Contact(ContactCommand::Set {
+            user,
+            email,
+            source,
+        }) => {
+            let mut core = Core::open(s)?;
+            print(&crate::contacts::set(&mut core, &user, &email, &source)?)
         }
         Command::Export { request, format } => {
             let mut core = Core::open(s)?;

@@ -1,6 +1,8 @@
 //! Upstream connectors: `GET <url>` returns the user's records as JSON,
 //! `DELETE <url>` erases them (`{id}` in the URL is the percent-encoded user
-//! id). Reached through Envoy in a deployment (`/api/<service>/gdpr/users/{id}`).
+//! id, every byte but the unreserved ones escaped). Each answer must be a
+//! JSON object echoing the `user_id` it is about; only `"no_data": true`
+//! means the upstream holds nothing, never a status code.
 
 use crate::config::{read_secret, Connector};
 use crate::error::{Error, Result};
@@ -72,26 +74,49 @@ fn refused(c: &Connector, method: &str, status: u16, body: &str) -> Error {
     ))
 }
 
-/// The user's records, or `None` when the upstream holds nothing (404).
-pub fn fetch(c: &Connector, user: &str) -> Result<Option<Value>> {
-    let (status, body) = call(c, "GET", user)?;
-    match status {
-        200 => serde_json::from_str(&body).map(Some).map_err(|e| {
-            Error::Unavailable(format!("connector {}: the answer is not JSON: {e}", c.name))
-        }),
-        404 => Ok(None),
-        _ => Err(refused(c, "GET", status, &body)),
+/// The answer as JSON, checked to be about this user: the upstream echoes
+/// the id it looked up (`user_id`), so an id mangled on the way (a `/` a
+/// route split, a proxy that decoded an escape) is an error, not an answer.
+fn answer(c: &Connector, method: &str, user: &str, status: u16, body: &str) -> Result<Value> {
+    if !matches!(status, 200 | 202) {
+        // A 404 included: a route that did not match the id says nothing
+        // about whether the upstream holds the user's data.
+        return Err(refused(c, method, status, body));
+    }
+    let value: Value = serde_json::from_str(body).map_err(|e| {
+        Error::Unavailable(format!(
+            "connector {}: {method}: the answer is not JSON: {e}",
+            c.name
+        ))
+    })?;
+    match value.get("user_id").and_then(Value::as_str) {
+        Some(id) if id == user => Ok(value),
+        Some(_) => Err(Error::Unavailable(format!(
+            "connector {}: {method} answered about another id than the one asked for (was it re-encoded on the way?)",
+            c.name
+        ))),
+        None => Err(Error::Unavailable(format!(
+            "connector {}: {method}: the answer lacks `user_id` (the id it looked up)",
+            c.name
+        ))),
     }
 }
 
-/// Erases the user's records; erasing what is not there succeeds.
+/// The user's records, or `None` when the upstream says explicitly that it
+/// holds nothing for this user (`"no_data": true`).
+pub fn fetch(c: &Connector, user: &str) -> Result<Option<Value>> {
+    let (status, body) = call(c, "GET", user)?;
+    let value = answer(c, "GET", user, status, &body)?;
+    if value.get("no_data") == Some(&Value::Bool(true)) {
+        return Ok(None);
+    }
+    Ok(Some(value))
+}
+
+/// Erases the user's records; an explicit "no data" answer succeeds too.
 pub fn erase(c: &Connector, user: &str) -> Result<Value> {
     let (status, body) = call(c, "DELETE", user)?;
-    match status {
-        200 | 202 | 204 => Ok(serde_json::from_str(&body).unwrap_or(Value::Null)),
-        404 => Ok(Value::Null),
-        _ => Err(refused(c, "DELETE", status, &body)),
-    }
+    answer(c, "DELETE", user, status, &body)
 }
 
 #[cfg(test)]

@@ -14,7 +14,15 @@ pub struct Core {
 impl Core {
     pub fn open(settings: &Settings) -> Result<Core> {
         let keys = Keys::load(&settings.key_file)?;
-        let conn = crate::db::open(&settings.db)?;
+        let mut conn = crate::db::open(&settings.db)?;
+        if crate::db::needs_reseal(&conn)? {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if crate::db::needs_reseal(&tx)? {
+                crate::audit::reseal(&tx, &keys)?;
+                tx.execute("DELETE FROM kv WHERE k = 'audit_reseal'", [])?;
+            }
+            tx.commit()?;
+        }
         Ok(Core {
             settings: settings.clone(),
             conn,

@@ -6,7 +6,9 @@ use rusqlite::{Connection, OptionalExtension};
 use std::path::Path;
 use std::time::Duration;
 
-const SCHEMA: &str = r#"
+/// Version 1: the schema as first released (its `IF NOT EXISTS` lets it
+/// run over a database made before versions were recorded).
+const V1: &str = r#"
 CREATE TABLE IF NOT EXISTS requests (
     id TEXT PRIMARY KEY,
     kind TEXT NOT NULL CHECK (kind IN ('access', 'portability', 'erasure')),
@@ -101,19 +103,86 @@ CREATE TABLE IF NOT EXISTS kv (
 );
 "#;
 
+/// Version 2: checkpoints and the anchor carry their ordinal and MAC, the
+/// head seal holds the end of the log (audit.rs); an existing log is
+/// resealed on first open (`needs_reseal`).
+const V2: &str = r#"
+ALTER TABLE checkpoints ADD COLUMN n INTEGER;
+ALTER TABLE anchor ADD COLUMN n INTEGER;
+ALTER TABLE anchor ADD COLUMN mac TEXT;
+CREATE TABLE head (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    checkpoints INTEGER NOT NULL,
+    mac TEXT NOT NULL
+);
+INSERT INTO kv (k, v) SELECT 'audit_reseal', '1'
+    WHERE EXISTS (SELECT 1 FROM audit) OR EXISTS (SELECT 1 FROM anchor);
+"#;
+
+/// Version 3: contact addresses taken from the subject's own records or a
+/// verified claim (requests are sent their codes there, never to an
+/// address the requester typed).
+const V3: &str = r#"
+CREATE TABLE contacts (
+    subject_mac TEXT PRIMARY KEY,
+    email TEXT NOT NULL,
+    source TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"#;
+
+/// The migrations in order; `PRAGMA user_version` counts those applied.
+/// Append only: a released migration is never edited.
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let current: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(crate::error::Error::Config(format!(
+            "the database has schema version {current}; this build knows up to {SCHEMA_VERSION} (upgrade meshguard-gdpr)"
+        )));
+    }
+    for sql in MIGRATIONS.iter().skip(current) {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
 pub fn open(path: &Path) -> Result<Connection> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+        if !dir.exists() {
+            crate::files::private_dir(dir)?;
+        }
     }
-    let conn = Connection::open(path)?;
+    // Created 0600 before SQLite opens it: SQLite gives its -wal and -shm
+    // files the database file's mode.
+    if !path.exists() {
+        crate::files::private_file(path, b"")?;
+    } else {
+        crate::files::restrict(path)?;
+    }
+    let mut conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Erased rows (identifiers, consent history) are overwritten, not left
     // in free pages of the file.
     conn.pragma_update(None, "secure_delete", "ON")?;
-    conn.execute_batch(SCHEMA)?;
+    migrate(&mut conn)?;
     Ok(conn)
+}
+
+/// True when a log from before schema version 2 awaits its MACs.
+pub fn needs_reseal(conn: &Connection) -> Result<bool> {
+    Ok(kv_get(conn, "audit_reseal")?.is_some())
 }
 
 pub fn kv_get(conn: &Connection, key: &str) -> Result<Option<String>> {

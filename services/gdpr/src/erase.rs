@@ -153,7 +153,7 @@ fn plan_entry(
 fn plan(core: &Core, request: &Request, user: &str) -> Result<()> {
     let held = holds::active(core, &request.subject_mac)?;
     let mut con = core.redis()?;
-    for entry in userdata::index(&mut con, user)? {
+    for entry in userdata::find(&mut con, user)? {
         plan_entry(core, &request.id, user, &entry, &held)?;
     }
     for c in core.settings.connectors()? {
@@ -177,24 +177,26 @@ fn plan(core: &Core, request: &Request, user: &str) -> Result<()> {
             )?,
         }
     }
-    match held.iter().find(|(h, _)| h == "consents") {
-        Some((_, reason)) => add_step(
-            core,
-            &request.id,
-            "local:consents",
-            "consents",
-            "held",
-            Some(json!({"reason": reason})),
-        ),
-        None => add_step(
-            core,
-            &request.id,
-            "local:consents",
-            "consents",
-            "pending",
-            None,
-        ),
+    // The streams last: the revoke step itself wrote a feed entry and an
+    // audit event naming the user.
+    for (step, category) in [
+        ("local:consents", "consents"),
+        ("stream:feed", "revocations"),
+        ("stream:audit", "audit"),
+    ] {
+        match held.iter().find(|(h, _)| h == category) {
+            Some((_, reason)) => add_step(
+                core,
+                &request.id,
+                step,
+                category,
+                "held",
+                Some(json!({"reason": reason})),
+            )?,
+            None => add_step(core, &request.id, step, category, "pending", None)?,
+        }
     }
+    Ok(())
 }
 
 fn execute(core: &mut Core, request: &Request, user: &str, step: &Step) -> Result<Value> {
@@ -223,15 +225,51 @@ fn execute(core: &mut Core, request: &Request, user: &str, step: &Step) -> Resul
     if step.step == "local:consents" {
         return Ok(json!({"deleted": consent::erase(core, user)?}));
     }
+    if step.step == "stream:feed" {
+        let mut con = core.redis()?;
+        return Ok(json!({"deleted": userdata::scrub_feed(&mut con, user)?}));
+    }
+    if step.step == "stream:audit" {
+        // Into the hash chain first, where only the subject's HMAC remains.
+        crate::ingest::run(core)?;
+        let mut con = core.redis()?;
+        return Ok(json!({"deleted": userdata::scrub_audit(&mut con, user)?}));
+    }
     Err(Error::Internal(format!(
         "unknown erasure step {}",
         step.step
     )))
 }
 
+/// A hold placed after the plan was made (while the erasure was pending,
+/// failed or running) turns the step into a held one before it runs.
+fn hold_step(core: &mut Core, request: &Request, step: &Step, reason: &str) -> Result<()> {
+    let tx = core.conn.transaction()?;
+    tx.execute(
+        "UPDATE erasure_steps SET status = 'held', detail = ?3 WHERE request_id = ?1 AND seq = ?2 AND status = 'pending'",
+        params![request.id, step.seq, json!({"reason": reason}).to_string()],
+    )?;
+    crate::audit::append(
+        &tx,
+        &core.keys,
+        &core.settings.actor,
+        "erasure.step_held",
+        Some(&request.subject_mac),
+        &json!({"request": request.id, "seq": step.seq, "category": step.category}),
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
 fn run_pending(core: &mut Core, request: &Request, user: &str) -> Result<()> {
     for step in steps(core, &request.id)? {
         if step.status != "pending" {
+            continue;
+        }
+        // Read per step: a hold may be added from another process meanwhile.
+        let held = holds::active(core, &request.subject_mac)?;
+        if let Some((_, reason)) = held.iter().find(|(c, _)| *c == step.category) {
+            hold_step(core, request, &step, reason)?;
             continue;
         }
         let detail = execute(core, request, user, &step)?;
@@ -250,7 +288,7 @@ fn reconcile(core: &Core, request: &Request, user: &str) -> Result<bool> {
     let held = holds::active(core, &request.subject_mac)?;
     let mut con = core.redis()?;
     let mut added = false;
-    for entry in userdata::index(&mut con, user)? {
+    for entry in userdata::find(&mut con, user)? {
         let step = format!("redis:{entry}");
         if entry == cutoff_entry(user) && known.contains(&step) {
             userdata::unindex(&mut con, user, &entry)?;
@@ -361,7 +399,13 @@ fn await_propagation(core: &Core, request: &Request) -> Result<()> {
 fn finalize(core: &mut Core, request: &Request, user: &str) -> Result<()> {
     // Step names carry keys with the identifier: replace it before they
     // become the lasting record.
-    let pseudo = |s: &str| s.replace(user, "<subject>");
+    // Keys carry the rate limiter's form of the id (encoded): replace
+    // that first, then the id in clear (shared-key members).
+    let limited = meshguard_api::keys::subject_key(user);
+    let pseudo = |s: &str| {
+        s.replace(&limited, "sub:<subject>")
+            .replace(user, "<subject>")
+    };
     let all = steps(core, &request.id)?;
     let completed_at = time::now_rfc3339();
     let summary: Vec<Value> = all
@@ -399,6 +443,7 @@ fn finalize(core: &mut Core, request: &Request, user: &str) -> Result<()> {
         params![request.id, requests::COMPLETED, proof.to_string(), completed_at],
     )?;
     tx.execute("DELETE FROM codes WHERE request_id = ?1", [&request.id])?;
+    crate::contacts::erase(&tx, &request.subject_mac)?;
     crate::audit::append(
         &tx,
         &core.keys,

@@ -9,6 +9,9 @@ pub enum Error {
     Invalid(String),
     #[error("{0}")]
     NotFound(String),
+    /// No verified identity came with the request (self-service path).
+    #[error("{0}")]
+    Unauthorized(String),
     /// The request is in a state that does not allow the operation.
     #[error("{0}")]
     Conflict(String),
@@ -29,6 +32,7 @@ impl Error {
         match self {
             Error::Invalid(_) => "invalid",
             Error::NotFound(_) => "not_found",
+            Error::Unauthorized(_) => "unauthorized",
             Error::Conflict(_) => "conflict",
             Error::Config(_) => "config",
             Error::Unavailable(_) => "unavailable",

@@ -146,7 +146,7 @@ pub fn collect(
     connectors: &[Connector],
 ) -> Result<(Vec<Record>, BTreeSet<String>)> {
     let mut con = core.redis()?;
-    let entries = userdata::index(&mut con, user)?;
+    let entries = userdata::find(&mut con, user)?;
     let bar = progress((entries.len() + connectors.len()) as u64);
     let mut records = Vec::new();
     let mut categories = BTreeSet::new();
@@ -229,12 +229,12 @@ pub fn run(core: &mut Core, id: &str, format: Format) -> Result<Exported> {
     let bytes = formats::write(&package, format)?;
     let token = keys::random_token()?;
     let token_hash = keys::sha256_hex(token.as_bytes());
-    std::fs::create_dir_all(&core.settings.packages_dir)?;
+    crate::files::private_dir(&core.settings.packages_dir)?;
     let path = core
         .settings
         .packages_dir
         .join(format!("{token_hash}.{}", format.ext()));
-    std::fs::write(&path, &bytes)?;
+    crate::files::private_file(&path, &bytes)?;
     let expires = chrono::Utc::now() + chrono::Duration::seconds(core.settings.package_ttl_s);
     let tx = core.conn.transaction()?;
     tx.execute(

@@ -31,6 +31,27 @@ const CSV_HEADER: [&str; 6] = [
     "section", "source", "category", "location", "field", "value",
 ];
 
+/// A cell a spreadsheet would not run as a formula: a value starting with
+/// `=`, `+`, `-`, `@`, tab or CR (or the quote itself, to stay reversible)
+/// gets a leading `'`, which `uncell` takes off again.
+fn cell(value: &str) -> std::borrow::Cow<'_, str> {
+    match value.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r' | b'\'') => format!("'{value}").into(),
+        _ => value.into(),
+    }
+}
+
+fn uncell(value: &str) -> String {
+    value.strip_prefix('\'').unwrap_or(value).to_string()
+}
+
+fn row<W: std::io::Write, const N: usize>(
+    w: &mut csv::Writer<W>,
+    fields: [&str; N],
+) -> std::result::Result<(), csv::Error> {
+    w.write_record(fields.map(cell).iter().map(|c| c.as_ref()))
+}
+
 fn write_csv(p: &Package) -> std::result::Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(CSV_HEADER)?;
@@ -42,35 +63,37 @@ fn write_csv(p: &Package) -> std::result::Result<Vec<u8>, csv::Error> {
         ("generated_at", &p.generated_at),
         ("automated_decision_making", &p.automated_decision_making),
     ] {
-        w.write_record(["package", "", "", "", field, value])?;
+        row(&mut w, ["package", "", "", "", field, value])?;
     }
     for c in &p.categories {
-        let mut row = |field: &str, value: &str| {
-            w.write_record(["category", "", &c.category, "", field, value])
-        };
-        row("description", &c.description)?;
+        let mut item =
+            |field: &str, value: &str| row(&mut w, ["category", "", &c.category, "", field, value]);
+        item("description", &c.description)?;
         for x in &c.purposes {
-            row("purpose", x)?;
+            item("purpose", x)?;
         }
-        row("legal_basis", &c.legal_basis)?;
+        item("legal_basis", &c.legal_basis)?;
         for x in &c.recipients {
-            row("recipient", x)?;
+            item("recipient", x)?;
         }
-        row("retention", &c.retention)?;
-        row("source", &c.source)?;
+        item("retention", &c.retention)?;
+        item("source", &c.source)?;
     }
     for r in &p.rights {
-        w.write_record(["right", "", "", "", "", r])?;
+        row(&mut w, ["right", "", "", "", "", r])?;
     }
     for r in &p.records {
-        w.write_record([
-            "record",
-            &r.source,
-            &r.category,
-            &r.location,
-            &r.field,
-            &r.value,
-        ])?;
+        row(
+            &mut w,
+            [
+                "record",
+                &r.source,
+                &r.category,
+                &r.location,
+                &r.field,
+                &r.value,
+            ],
+        )?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
@@ -94,7 +117,7 @@ fn read_csv(bytes: &[u8]) -> std::result::Result<Package, String> {
     let mut p = empty_package();
     for row in r.records() {
         let row = row.map_err(|e| e.to_string())?;
-        let col = |i: usize| row.get(i).unwrap_or("").to_string();
+        let col = |i: usize| uncell(row.get(i).unwrap_or(""));
         match row.get(0).unwrap_or("") {
             "package" => {
                 let v = col(5);
@@ -353,7 +376,28 @@ mod tests {
                     field: "/records/0/data/text".into(),
                     value: "  spaced, \"quoted\" ; comma  ".into(),
                 },
+                Record {
+                    source: "upstream:ml".into(),
+                    category: "upstream.ml".into(),
+                    location: "'quoted".into(),
+                    field: "-1".into(),
+                    value: "=HYPERLINK(\"http://x\")".into(),
+                },
             ],
+        }
+    }
+
+    #[test]
+    fn no_csv_cell_starts_a_formula() {
+        let bytes = write(&sample(), Format::Csv).unwrap();
+        let mut r = csv::Reader::from_reader(bytes.as_slice());
+        for record in r.records() {
+            for cell in record.unwrap().iter() {
+                assert!(
+                    !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                    "{cell:?}"
+                );
+            }
         }
     }
 

@@ -48,7 +48,7 @@ impl Notifier {
     pub fn send(&self, mail: &Mail<'_>, from: &str) -> Result<()> {
         match self {
             Notifier::Outbox(dir) => {
-                std::fs::create_dir_all(dir)?;
+                crate::files::private_dir(dir)?;
                 let mut n = 1;
                 let path = loop {
                     let p = dir.join(format!("{}-{n}.eml", mail.request_id));
@@ -64,7 +64,7 @@ impl Notifier {
                     chrono::Utc::now().to_rfc2822(),
                     mail.body
                 );
-                std::fs::write(&path, text)
+                crate::files::private_file(&path, text.as_bytes())
                     .map_err(|e| Error::Unavailable(format!("outbox {}: {e}", path.display())))
             }
             #[cfg(feature = "smtp")]

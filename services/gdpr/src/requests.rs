@@ -176,32 +176,65 @@ pub fn list(core: &Core, overdue: bool, status: Option<&str>) -> Result<Vec<Requ
         .collect())
 }
 
-fn check_email(email: &str) -> Result<()> {
-    let ok = email.len() <= 254
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.contains('@')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!(
-            "email: {email:?} is not an address"
-        )))
-    }
+/// Who filed a request, and so how the subject's identity is verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filed {
+    /// The operator, on the subject's behalf: a code goes to the address
+    /// on the subject's record (`contacts`).
+    ByOperator,
+    /// The subject, through the proxy with their own token: the verified
+    /// `x-auth-sub` is the identity, the request starts verified.
+    BySubject,
 }
 
-/// Files a request and sends the identity-verification code.
+/// Files an operator request and sends the identity-verification code to
+/// the subject's address on record.
 pub fn create(
     core: &mut Core,
     notifier: &Notifier,
     kind: Kind,
     user: &str,
-    email: &str,
     received_at: Option<&str>,
 ) -> Result<Request> {
     check_user(user)?;
-    check_email(email)?;
+    if let Some(t) = received_at {
+        time::parse_received(t)?;
+    }
+    let email = crate::contacts::email_of(&core.conn, &core.keys.subject(user))?.ok_or_else(|| {
+        Error::Conflict(
+            "no contact address on record for this subject: add the one from the subject's own records (`contact set`), or have the subject file the request through the self-service path with their token"
+                .into(),
+        )
+    })?;
+    let id = insert(
+        core,
+        kind,
+        user,
+        Some(&email),
+        received_at,
+        Filed::ByOperator,
+    )?;
+    send_code(core, notifier, &id)?;
+    get(core, &id)
+}
+
+/// Files a request the subject made with their own token through the
+/// proxy: the identity is the one the auth plugin verified.
+pub fn create_by_subject(core: &mut Core, kind: Kind, user: &str) -> Result<Request> {
+    check_user(user)?;
+    let email = crate::contacts::email_of(&core.conn, &core.keys.subject(user))?;
+    let id = insert(core, kind, user, email.as_deref(), None, Filed::BySubject)?;
+    get(core, &id)
+}
+
+fn insert(
+    core: &mut Core,
+    kind: Kind,
+    user: &str,
+    email: Option<&str>,
+    received_at: Option<&str>,
+    filed: Filed,
+) -> Result<String> {
     let received: DateTime<Utc> = match received_at {
         Some(t) => time::parse_received(t)?,
         None => Utc::now(),
@@ -227,6 +260,10 @@ pub fn create(
             kind.as_str()
         )));
     }
+    let status = match filed {
+        Filed::ByOperator => RECEIVED,
+        Filed::BySubject => VERIFIED,
+    };
     tx.execute(
         "INSERT INTO requests (id, kind, subject, email, subject_mac, status, received_at, due_date)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -236,22 +273,55 @@ pub fn create(
             user,
             email,
             subject_mac,
-            RECEIVED,
+            status,
             time::rfc3339(received),
             due.to_string()
         ],
     )?;
+    let by = match filed {
+        Filed::ByOperator => "operator",
+        Filed::BySubject => "subject",
+    };
     crate::audit::append(
         &tx,
         &core.keys,
         &core.settings.actor,
         "request.received",
         Some(&subject_mac),
-        &json!({"request": id, "kind": kind.as_str(), "due_date": due.to_string()}),
+        &json!({"request": id, "kind": kind.as_str(), "due_date": due.to_string(), "filed_by": by}),
     )?;
+    if filed == Filed::BySubject {
+        crate::audit::append(
+            &tx,
+            &core.keys,
+            "data-subject",
+            "verification.passed",
+            Some(&subject_mac),
+            &json!({"request": id, "method": "token verified at the proxy"}),
+        )?;
+    }
     tx.commit()?;
-    send_code(core, notifier, &id)?;
-    get(core, &id)
+    Ok(id)
+}
+
+/// The subject's own requests, newest first (the self-service view).
+pub fn list_for_subject(core: &Core, user: &str) -> Result<Vec<Request>> {
+    let mut stmt = core.conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM requests WHERE subject_mac = ?1 ORDER BY received_at DESC"
+    ))?;
+    let rows = stmt
+        .query_map([core.keys.subject(user)], Request::from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// A request, only if it is this subject's (anything else is "not found").
+pub fn get_for_subject(core: &Core, id: &str, user: &str) -> Result<Request> {
+    let request = get(core, id)?;
+    if request.subject_mac != core.keys.subject(user) {
+        return Err(Error::NotFound(format!("no request {id}")));
+    }
+    Ok(request)
 }
 
 fn random_code() -> Result<String> {
@@ -347,8 +417,13 @@ pub fn verify(core: &mut Core, id: &str, code: &str) -> Result<Request> {
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Error::Invalid("code: six digits expected".into()));
     }
-    let (code_mac, expires, attempts): (String, i64, i64) = core
+    // The write lock first, then the read: concurrent guesses (other
+    // connections, other processes) queue here, so each one sees the count
+    // the previous one left and the lockout holds at exactly `limit`.
+    let tx = core
         .conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let (code_mac, expires, attempts): (String, i64, i64) = tx
         .query_row(
             "SELECT code_mac, expires_at, attempts FROM codes WHERE request_id = ?1 AND used = 0",
             [id],
@@ -367,7 +442,6 @@ pub fn verify(core: &mut Core, id: &str, code: &str) -> Result<Request> {
             "request {id}: the code has expired; send a new code"
         )));
     }
-    let tx = core.conn.transaction()?;
     if !core
         .keys
         .verify_mac("code", &[id.as_bytes(), code.as_bytes()], &code_mac)

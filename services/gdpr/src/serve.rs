@@ -38,6 +38,14 @@ pub struct ServeArgs {
     /// Seconds between background runs (package pruning, sweep, audit ingest, checkpoint).
     #[arg(long, env = "MESHGUARD_GDPR_TICK_S", default_value_t = 60)]
     pub tick_s: u64,
+    /// Also serve the data subjects' self-service API here (`x-auth-sub` set
+    /// by the proxy's auth plugin is the identity): only the proxy may reach it.
+    #[arg(long, env = "MESHGUARD_GDPR_SELF_LISTEN")]
+    pub self_listen: Option<String>,
+    /// The self-service API as subjects reach it through the proxy (base of
+    /// their download links): the proxy route that leads to `--self-listen`'s `/v1/self`.
+    #[arg(long, env = "MESHGUARD_GDPR_SELF_PUBLIC_URL", default_value = "/gdpr")]
+    pub self_public_url: String,
 }
 
 struct App {
@@ -53,6 +61,7 @@ impl IntoResponse for Error {
         let status = match &self {
             Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Config(_) | Error::Db(_) | Error::Internal(_) => {
@@ -116,7 +125,6 @@ async fn auth(State(app): State<Shared>, headers: HeaderMap, req: Request, next:
 struct CreateBody {
     kind: String,
     user: String,
-    email: String,
     #[serde(default)]
     received_at: Option<String>,
 }
@@ -130,17 +138,29 @@ async fn create(
     let settings = app.settings.clone();
     let out = blocking(&app, move |core| {
         let notifier = Notifier::from_settings(&settings)?;
-        requests::create(
-            core,
-            &notifier,
-            kind,
-            &b.user,
-            &b.email,
-            b.received_at.as_deref(),
-        )
+        requests::create(core, &notifier, kind, &b.user, b.received_at.as_deref())
     })
     .await?;
     Ok((StatusCode::CREATED, out))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContactBody {
+    email: String,
+    source: String,
+}
+
+async fn set_contact(
+    State(app): State<Shared>,
+    Path(user): Path<String>,
+    b: std::result::Result<Json<ContactBody>, JsonRejection>,
+) -> Result<impl IntoResponse> {
+    let b = body(b)?;
+    blocking(&app, move |core| {
+        crate::contacts::set(core, &user, &b.email, &b.source)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -411,6 +431,7 @@ pub fn router(settings: Settings, admin_token: String, metrics: Metrics) -> Rout
             "/v1/consents/{user}",
             post(record_consent).get(show_consents),
         )
+        .route("/v1/contacts/{user}", post(set_contact))
         .route("/v1/audit/verify", get(verify_audit))
         .route_layer(middleware::from_fn_with_state(app.clone(), auth));
     Router::new()
@@ -516,6 +537,18 @@ pub fn main(settings: Settings, args: ServeArgs) -> Result<()> {
             .await
             .map_err(|e| Error::Config(format!("listen {}: {e}", args.listen)))?;
         tracing::info!("meshguard-gdpr listening on {}", args.listen);
+        if let Some(addr) = &args.self_listen {
+            let own = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::Config(format!("self-listen {addr}: {e}")))?;
+            tracing::info!("meshguard-gdpr self-service listening on {addr}");
+            let app = crate::selfservice::router(settings.clone(), args.self_public_url.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(own, app).await {
+                    tracing::error!("self-service server: {e}");
+                }
+            });
+        }
         let tick_settings = settings.clone();
         let period = Duration::from_secs(args.tick_s.max(1));
         tokio::spawn(async move {

@@ -3,8 +3,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-/// The longest key the state service accepts (bytes).
-pub const MAX_KEY_LEN: usize = 256;
+/// The longest key the state service accepts, and the bucket key of a
+/// subject or an address: one definition in `meshguard_api::keys`, shared
+/// with meshguard-state and meshguard-gdpr.
+pub use meshguard_api::keys::{limit_key as bucket_key, MAX_KEY_LEN};
 
 /// The client's address, without port. With `trusted_hops` = N > 0, the
 /// N-th `x-forwarded-for` entry from the right is the client (each of the N
@@ -42,53 +44,6 @@ fn parse_address(text: &str) -> Option<IpAddr> {
             let inner = text.strip_prefix('[')?.strip_suffix(']')?;
             inner.parse().ok()
         })
-}
-
-/// The bucket key of a subject or an address: `<kind>:<id>`, with braces,
-/// `%` and control characters percent-encoded (the state service refuses
-/// them; braces would break its Redis hash tags). An id too long for the
-/// service keeps its head and gains a hash of the whole id.
-pub fn bucket_key(kind: &str, id: &str) -> String {
-    let mut key = String::with_capacity(kind.len() + 1 + id.len());
-    key.push_str(kind);
-    key.push(':');
-    let plain = |b: &u8| (b.is_ascii_graphic() && !matches!(b, b'{' | b'}' | b'%')) || *b == b' ';
-    if id.len() <= MAX_KEY_LEN && id.as_bytes().iter().all(plain) {
-        // The usual id: nothing to encode, copied as it is.
-        key.push_str(id);
-        if key.len() <= MAX_KEY_LEN {
-            return key;
-        }
-    }
-    key.truncate(kind.len() + 1);
-    for c in id.chars() {
-        if c == '{' || c == '}' || c == '%' || c.is_control() {
-            let mut buf = [0u8; 4];
-            for byte in c.encode_utf8(&mut buf).bytes() {
-                key.push_str(&format!("%{byte:02X}"));
-            }
-        } else {
-            key.push(c);
-        }
-    }
-    if key.len() <= MAX_KEY_LEN {
-        return key;
-    }
-    let suffix = format!("~{:016x}", fnv1a64(id.as_bytes()));
-    let mut cut = MAX_KEY_LEN - suffix.len();
-    while !key.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    key.truncate(cut);
-    key.push_str(&suffix);
-    key
-}
-
-/// FNV-1a, 64-bit: enough to keep ids longer than 239 bytes apart.
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

@@ -55,7 +55,7 @@ fn resolve(
         Buckets {
             specs,
             user_specs,
-            index_key: keys::index(key),
+            index_key: keys::limit_index(key),
         },
     ))
 }

@@ -1,46 +1,42 @@
-//! Redis key names. Everything of one user carries the `{u:<id>}` hash tag so
-//! it lives in one cluster slot (per-user scripts stay single-slot); shared
-//! structures carry their own tag.
+//! Redis key names: the layout shared with the rate limiter and
+//! meshguard-gdpr lives in `meshguard_api::keys`; this module adds the
+//! service's own names. Everything of one user carries the `{u:sub:<id>}`
+//! hash tag so it lives in one cluster slot (per-user scripts stay
+//! single-slot); shared structures carry their own tag.
 
-pub const REV_STREAM: &str = "mg:{rev}:feed";
-pub const REV_TOKENS: &str = "mg:{rev}:tokens";
-pub const REV_USERS: &str = "mg:{rev}:users";
-pub const REV_SESSIONS: &str = "mg:{rev}:sessions";
-pub const REV_TRIMMED: &str = "mg:{rev}:trimmed-through";
+use meshguard_api::keys as shared;
+
+pub use shared::{
+    last_location, session_records, sessions, AUDIT_STREAM, REV_SESSIONS, REV_STREAM, REV_TOKENS,
+    REV_TRIMMED, REV_USERS, USER_IDLE_TTL_MS,
+};
 pub const FLAG_DEFS: &str = "mg:{flags}:defs";
 pub const FLAG_VERSION: &str = "mg:{flags}:version";
-pub const AUDIT_STREAM: &str = "mg:{audit}:events";
 pub const GLOBAL_BUCKET: &str = "mg:{rl:global}:tat";
 /// Never written: fills the script's index slot when only shared buckets
 /// are evaluated (a key must be in the same slot as the others).
 pub const GLOBAL_INDEX: &str = "mg:{rl:global}:index";
 
-fn user(id: &str, rest: &str) -> String {
-    format!("mg:{{u:{id}}}:{rest}")
+/// A user's key index (sessions, revocation entries, and the rate limiter's
+/// buckets of `sub:<id>`: one index per user).
+pub fn index(user: &str) -> String {
+    shared::user_index(user)
 }
 
-pub fn index(id: &str) -> String {
-    user(id, "index")
+/// The index a rate-limit key's buckets are listed in (the user's own index
+/// for a `sub:` key).
+pub fn limit_index(key: &str) -> String {
+    shared::limit_index(key)
 }
 
-pub fn bucket(id: &str, name: &str) -> String {
-    user(id, &format!("rl:{name}"))
+/// A bucket of a rate-limit key (`sub:<id>`, `ip:<address>`, or any key a
+/// client names).
+pub fn bucket(key: &str, name: &str) -> String {
+    shared::keyed(key, &format!("rl:{name}"))
 }
 
-pub fn lease(id: &str, lease_id: &str) -> String {
-    user(id, &format!("lease:{lease_id}"))
-}
-
-pub fn sessions(id: &str) -> String {
-    user(id, "sessions")
-}
-
-pub fn session_records(id: &str) -> String {
-    user(id, "session-records")
-}
-
-pub fn last_location(id: &str) -> String {
-    user(id, "last-location")
+pub fn lease(key: &str, lease_id: &str) -> String {
+    shared::keyed(key, &format!("lease:{lease_id}"))
 }
 
 /// Identifiers used inside keys: no hash-tag braces, no control characters
@@ -55,15 +51,17 @@ mod tests {
 
     #[test]
     fn user_keys_share_a_hash_tag() {
+        let limited = meshguard_api::keys::subject_key("alice");
+        assert_eq!(limit_index(&limited), index("alice"));
         for key in [
             index("alice"),
-            bucket("alice", "minute"),
+            bucket(&limited, "minute"),
             sessions("alice"),
             session_records("alice"),
             last_location("alice"),
-            lease("alice", "l1"),
+            lease(&limited, "l1"),
         ] {
-            assert!(key.starts_with("mg:{u:alice}:"), "{key}");
+            assert!(key.starts_with("mg:{u:sub:alice}:"), "{key}");
         }
     }
 

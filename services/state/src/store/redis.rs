@@ -680,7 +680,8 @@ where
             .arg(json)
             .arg(max_sessions)
             .arg(lat)
-            .arg(lon);
+            .arg(lon)
+            .arg(keys::USER_IDLE_TTL_MS);
         let reply: Vec<Value> = self
             .run(|mut c| async move { inv.invoke_async(&mut c).await })
             .await?;
@@ -728,11 +729,13 @@ where
         inv.key(keys::sessions(user))
             .key(keys::session_records(user))
             .key(keys::last_location(user))
+            .key(keys::index(user))
             .arg(session_id)
             .arg(now_ms)
             .arg(ip.unwrap_or(""))
             .arg(lat)
-            .arg(lon);
+            .arg(lon)
+            .arg(keys::USER_IDLE_TTL_MS);
         let reply: Vec<Value> = self
             .run(|mut c| async move { inv.invoke_async(&mut c).await })
             .await?;
@@ -832,7 +835,7 @@ where
             .run(|mut c| async move {
                 let mut pipe = redis::pipe();
                 for user in users {
-                    pipe.cmd("HGETALL").arg(format!("mg:{{u:{user}}}:consents"));
+                    pipe.cmd("HGETALL").arg(meshguard_api::keys::consents(user));
                 }
                 pipe.query_async(&mut c).await
             })
@@ -1038,10 +1041,25 @@ where
         if entries.is_empty() {
             return Ok(());
         }
+        let index = keys::index(user);
         self.run(|mut c| async move {
-            redis::cmd("SADD")
-                .arg(keys::index(user))
+            // The index expires like the user's keys: NX sets a first
+            // expiry, GT only lengthens it.
+            redis::pipe()
+                .cmd("SADD")
+                .arg(&index)
                 .arg(entries)
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(&index)
+                .arg(keys::USER_IDLE_TTL_MS)
+                .arg("NX")
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(&index)
+                .arg(keys::USER_IDLE_TTL_MS)
+                .arg("GT")
+                .ignore()
                 .query_async::<()>(&mut c)
                 .await
         })

@@ -70,6 +70,12 @@ end
 if nuser > 0 and fresh then
   local index = KEYS[n + 1]
   for i = 1, nuser do redis.call('SADD', index, KEYS[i]) end
+  -- The index expires too, never before the buckets it lists (each lives
+  -- at most its tolerance): NX sets a first expiry, GT only lengthens it.
+  local px = 1
+  for i = 1, nuser do px = math.max(px, math.floor(taus[i] / 1000) + 1) end
+  redis.call('PEXPIRE', index, px, 'NX')
+  redis.call('PEXPIRE', index, px, 'GT')
 end
 
 if mode == 'lease' and cost > 0 and KEYS[n + 2] then

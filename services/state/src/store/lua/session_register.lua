@@ -4,7 +4,7 @@
 -- KEYS[3] the user's last known location (hash: lat, lon, at_ms, sid)
 -- KEYS[4] the user's key index
 -- ARGV[1] sid, ARGV[2] created_ms, ARGV[3] session JSON, ARGV[4] max sessions,
--- ARGV[5] lat, ARGV[6] lon ("" when unknown)
+-- ARGV[5] lat, ARGV[6] lon ("" when unknown), ARGV[7] idle TTL (ms)
 -- Returns { {evicted sid, evicted JSON, ...}, previous location {lat, lon, at_ms, sid} or {} }
 
 local sid = ARGV[1]
@@ -29,4 +29,11 @@ if over > 0 then
   end
 end
 redis.call('SADD', KEYS[4], KEYS[1], KEYS[2], KEYS[3])
+-- Nothing personal lives forever: the user's keys expire after the idle TTL
+-- without a write, and the index never before what it lists (NX sets a
+-- first expiry, GT only ever lengthens it).
+local ttl = ARGV[7]
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
+redis.call('PEXPIRE', KEYS[4], ttl, 'NX')
+redis.call('PEXPIRE', KEYS[4], ttl, 'GT')
 return { evicted, prev }

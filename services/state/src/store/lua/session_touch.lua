@@ -1,6 +1,7 @@
 -- Records activity on a live session.
--- KEYS as session_register.lua (without the index).
--- ARGV[1] sid, ARGV[2] now_ms, ARGV[3] ip ("" to keep), ARGV[4] lat, ARGV[5] lon ("" when unknown)
+-- KEYS as session_register.lua.
+-- ARGV[1] sid, ARGV[2] now_ms, ARGV[3] ip ("" to keep), ARGV[4] lat, ARGV[5] lon ("" when unknown),
+-- ARGV[6] idle TTL (ms)
 -- Returns { live (0/1), previous location {lat, lon, at_ms, sid} or {} }
 
 local sid = ARGV[1]
@@ -17,4 +18,9 @@ if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[3], 'lat', ARGV[4], 'lon', ARGV[5], 'at_ms', ARGV[2], 'sid', sid)
 end
 redis.call('HSET', KEYS[2], sid, cjson.encode(record))
+-- Activity keeps the user's keys (and their index) alive for another idle TTL.
+local ttl = ARGV[6]
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
+redis.call('PEXPIRE', KEYS[4], ttl, 'NX')
+redis.call('PEXPIRE', KEYS[4], ttl, 'GT')
 return { 1, prev }

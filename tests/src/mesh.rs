@@ -32,7 +32,7 @@
 //! assert_eq!(response.status, 200);
 //! ```
 
-use crate::envoy::{Cache, Envoy, EnvoySpec, Plugin};
+use crate::envoy::{Envoy, EnvoySpec, Plugin};
 use crate::http::{Request, Response};
 use crate::paths::{self, service_binary, workspace_root};
 use crate::ports::free_port;
@@ -56,13 +56,31 @@ pub mod fixed {
     pub const REDIS: u16 = 6379;
     /// Envoy's GDPR data path (`meshguard_gdpr` listener), loopback only.
     pub const GDPR_PATH: u16 = 10001;
+    /// meshguard-gdpr's self-service listener (`--self-listen`), reached only
+    /// through Envoy's public listener at `/privacy/`.
+    pub const GDPR_SELF: u16 = 7072;
+    /// The local span log's OTLP/HTTP receiver, when no collector is set.
+    pub const SPAN_LOG: u16 = 10002;
 }
+
+/// The environment variable naming the OTLP/HTTP collector `scripts/up`
+/// exports spans to, e.g. `http://127.0.0.1:4318` (the OpenTelemetry
+/// Collector's and Jaeger's OTLP/HTTP port; `/v1/traces` is added when the
+/// URL has no path).
+pub const OTLP_ENDPOINT_ENV: &str = "MESHGUARD_OTLP_ENDPOINT";
 
 /// The filter chain's order: identity before limits and flags.
 pub const CHAIN: [&str; 4] = ["trace", "auth", "ratelimit", "flags"];
 
 /// The issuer `meshguard-state token mint` signs for and `envoy/local/auth.json` trusts.
 pub const DEV_ISSUER: &str = "meshguard-dev";
+
+/// The variables of Envoy's environment the shipped plugin configurations
+/// read their secrets from (`{"env": …}` in envoy/local/*.json), so the
+/// rendered config and `/config_dump` hold none: meshguard-state's plugin
+/// secret, and the base64url HS256 key auth trusts (`dev-jwt-key`).
+pub const PLUGIN_SECRET_ENV: &str = "MESHGUARD_PLUGIN_SECRET";
+pub const JWT_KEY_ENV: &str = "MESHGUARD_JWT_KEY_B64URL";
 
 /// The identity [`Mesh::start`] probes the chain with until it serves; it
 /// shows up in Redis like any user (rate-limit counters, index).
@@ -130,6 +148,10 @@ pub struct MeshOptions {
     pub gdpr_revocation_grace_ms: u64,
     /// Envoy worker threads.
     pub concurrency: u32,
+    /// The OTLP/HTTP collector sampled spans go to (`http://host:port[/path]`);
+    /// `None` writes them to `<run dir>/logs/spans.jsonl` through the mesh's
+    /// own receiver ([`SpanLog`]).
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for MeshOptions {
@@ -150,14 +172,19 @@ impl MeshOptions {
             gdpr_args: Vec::new(),
             gdpr_revocation_grace_ms: 2_000,
             concurrency: 2,
+            otlp_endpoint: None,
         }
     }
 
-    /// What `scripts/up` runs: fixed ports, `.run/` in the workspace.
+    /// What `scripts/up` runs: fixed ports, `.run/` in the workspace, spans
+    /// to [`OTLP_ENDPOINT_ENV`] when set.
     pub fn for_up() -> MeshOptions {
         MeshOptions {
             fixed_ports: true,
             run_dir: Some(workspace_root().join(".run")),
+            otlp_endpoint: std::env::var(OTLP_ENDPOINT_ENV)
+                .ok()
+                .filter(|e| !e.trim().is_empty()),
             ..MeshOptions::for_test()
         }
     }
@@ -196,6 +223,10 @@ pub struct Mesh {
     pub upstreams: Upstreams,
     pub state: StateService,
     pub redis: Redis,
+    /// The local span log, when no collector is set.
+    pub span_log: Option<SpanLog>,
+    /// Where sampled spans go: the collector's URL or the span log's file.
+    pub trace_export: String,
     /// The plugin configuration loaded, after substitution and the patch:
     /// `{"trace": …, "auth": …, "ratelimit": …, "flags": …}`.
     pub plugin_config: Value,
@@ -229,6 +260,8 @@ impl Mesh {
             .unwrap_or_default();
         let logs = run_dir.join("logs");
         std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
+        // Secrets, databases and logs: the owner's alone.
+        private_dir(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
         let port = |fixed: u16| {
             if options.fixed_ports {
                 fixed
@@ -266,11 +299,48 @@ impl Mesh {
         spec.gdpr_listener_port = Some(gdpr_path_port);
         spec.admin_port = port(fixed::ADMIN);
         spec.concurrency = options.concurrency;
-        // Envoy's HTTP cache after the chain, kept in the run dir across restarts.
-        spec.cache = Some(Cache::in_dir(&run_dir.join("envoy-cache")));
         spec = spec.cluster("meshguard_state", state.port);
+        // Data subjects file their own requests at /privacy/, through the chain:
+        // meshguard-gdpr takes the subject from the x-auth-sub auth sets.
+        let gdpr_self_port = port(fixed::GDPR_SELF);
+        spec = spec
+            .cluster("meshguard_gdpr_self", gdpr_self_port)
+            .route("/privacy/", "meshguard_gdpr_self");
+        // The plugins' secrets go through Envoy's environment (SECURITY.md).
+        let jwt_key = URL_SAFE_NO_PAD.encode(secret(&run_dir, "dev-jwt-key").as_bytes());
+        spec = spec
+            .secret_env(PLUGIN_SECRET_ENV, &state.plugin_secret)
+            .secret_env(JWT_KEY_ENV, &jwt_key);
         spec = upstreams.add_to(spec);
-        let plugin_config = assembled_config(&run_dir, &state, &options.config_patch)?;
+        let (span_log, collector) = match &options.otlp_endpoint {
+            Some(url) => (None, Collector::parse(url)?),
+            None => {
+                let log = SpanLog::start(port(fixed::SPAN_LOG), &logs.join("spans.jsonl"))?;
+                let collector = Collector {
+                    host: "127.0.0.1".into(),
+                    port: log.port,
+                    path: "/v1/traces".into(),
+                };
+                (Some(log), collector)
+            }
+        };
+        spec = match collector.host.parse::<std::net::IpAddr>() {
+            Ok(_) if collector.host == "127.0.0.1" => {
+                spec.cluster(COLLECTOR_CLUSTER, collector.port)
+            }
+            _ => spec.cluster_at(COLLECTOR_CLUSTER, &collector.host, collector.port),
+        };
+        let trace_export = match &span_log {
+            Some(log) => log.path.display().to_string(),
+            None => collector.url(),
+        };
+        let mut export_patch = json!({"trace": {"export": {
+            "cluster": COLLECTOR_CLUSTER,
+            "authority": collector.authority(),
+            "path": collector.path,
+        }}});
+        merge_patch(&mut export_patch, &options.config_patch);
+        let plugin_config = assembled_config(&run_dir, &state, &export_patch)?;
         for plugin in plugins(options.layout, &plugin_config) {
             spec = spec.plugin(plugin);
         }
@@ -278,6 +348,7 @@ impl Mesh {
         let gdpr = start_gdpr(
             &run_dir,
             port(fixed::GDPR),
+            gdpr_self_port,
             gdpr_path_port,
             &redis,
             &state,
@@ -291,6 +362,8 @@ impl Mesh {
             upstreams,
             state,
             redis,
+            span_log,
+            trace_export,
             plugin_config,
             layout: options.layout,
             gdpr_path_port,
@@ -429,6 +502,32 @@ impl Mesh {
             .unwrap_or_else(|e| panic!("meshguard-gdpr {args:?}: {e}"))
     }
 
+    /// The spans in the local span log (`<run dir>/logs/spans.jsonl`), each
+    /// an OTLP JSON span with its resource's `service.name` added as
+    /// `"service"`; empty when spans go to an external collector.
+    pub fn spans(&self) -> Vec<Value> {
+        self.span_log
+            .as_ref()
+            .map(SpanLog::spans)
+            .unwrap_or_default()
+    }
+
+    /// Waits up to `limit` for a span of `trace_id` (32 hex digits) in the
+    /// local span log; the export runs on the trace plugin's tick.
+    pub fn wait_for_span(&self, trace_id: &str, limit: Duration) -> Option<Value> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let found = self
+                .spans()
+                .into_iter()
+                .find(|span| span["traceId"].as_str() == Some(trace_id));
+            if found.is_some() || std::time::Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The logs of every process, for a failing test's message.
     pub fn logs(&self) -> String {
         format!(
@@ -558,6 +657,7 @@ fn gdpr_command(run_dir: &Path, redis: &Redis, state: &StateService) -> Command 
 fn start_gdpr(
     run_dir: &Path,
     port: u16,
+    self_port: u16,
     gdpr_path_port: u16,
     redis: &Redis,
     state: &StateService,
@@ -608,6 +708,7 @@ fn start_gdpr(
             "MESHGUARD_GDPR_REVOCATION_GRACE_MS",
             options.gdpr_revocation_grace_ms.to_string(),
         )
+        .env("MESHGUARD_GDPR_SELF_LISTEN", format!("127.0.0.1:{self_port}"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .args(&options.gdpr_args);
     let mut process = Process::spawn("meshguard-gdpr", command, &run_dir.join("logs"));
@@ -662,11 +763,21 @@ fn random_hex(bytes: usize) -> String {
     buffer.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A secret kept in `<run_dir>/<name>`, made once from the system's randomness.
+/// Makes `dir` readable and writable by its owner alone (0700).
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// A secret kept in `<run_dir>/<name>` (0600), made once from the system's randomness.
 pub fn secret(run_dir: &Path, name: &str) -> String {
     let path = run_dir.join(name);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         if !existing.trim().is_empty() {
+            // A file from an older run may be readable by others.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             return existing.trim().to_string();
         }
     }
@@ -683,4 +794,151 @@ pub fn secret(run_dir: &Path, name: &str) -> String {
         .and_then(|mut file| file.write_all(value.as_bytes()))
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     value
+}
+
+/// The Envoy cluster the trace plugin exports to.
+pub const COLLECTOR_CLUSTER: &str = "otel_collector";
+
+/// Where the trace plugin sends OTLP/HTTP JSON.
+struct Collector {
+    host: String,
+    port: u16,
+    path: String,
+}
+
+impl Collector {
+    /// `http://host[:port][/path]`; plain HTTP only (Envoy's cluster has no
+    /// TLS here: run a collector or agent beside the mesh).
+    fn parse(url: &str) -> Result<Collector, String> {
+        let invalid = |why: &str| format!("{OTLP_ENDPOINT_ENV}={url}: {why}");
+        let rest = url
+            .trim()
+            .strip_prefix("http://")
+            .ok_or_else(|| invalid("must start with http:// (OTLP/HTTP without TLS)"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]), // panic-ok: i is a char boundary from find
+            None => (rest, ""),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) => (
+                host,
+                port.parse::<u16>()
+                    .map_err(|_| invalid("the port must be a number from 1 to 65535"))?,
+            ),
+            None => (authority, 80),
+        };
+        if host.is_empty() || port == 0 {
+            return Err(invalid("needs a host and a port"));
+        }
+        let path = match path.trim_end_matches('/') {
+            "" => "/v1/traces".to_string(),
+            p => p.to_string(),
+        };
+        Ok(Collector {
+            host: host.to_string(),
+            port,
+            path,
+        })
+    }
+
+    fn authority(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}{}", self.authority(), self.path)
+    }
+}
+
+/// The local mesh's span log: an OTLP/HTTP JSON receiver on loopback that
+/// appends each span as one line to a file (`.run/logs/spans.jsonl` under
+/// `scripts/up`), so sampled spans are visible without a collector. The file
+/// is bounded: past [`SpanLog::MAX_BYTES`] it moves to `spans.jsonl.1`
+/// (replacing the previous one) and a new file starts.
+pub struct SpanLog {
+    pub port: u16,
+    pub path: PathBuf,
+    server: std::sync::Arc<tiny_http::Server>,
+}
+
+impl SpanLog {
+    pub const MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+    /// Listens on 127.0.0.1:`port`, writing to `path`.
+    pub fn start(port: u16, path: &Path) -> Result<SpanLog, String> {
+        let server = std::sync::Arc::new(
+            tiny_http::Server::http(("127.0.0.1", port))
+                .map_err(|e| format!("span log receiver on 127.0.0.1:{port}: {e}"))?,
+        );
+        let (receiver, file) = (server.clone(), path.to_path_buf());
+        std::thread::spawn(move || {
+            for mut request in receiver.incoming_requests() {
+                let mut body = Vec::new();
+                let _ = std::io::Read::read_to_end(request.as_reader(), &mut body);
+                let status = match serde_json::from_slice::<Value>(&body) {
+                    Ok(export) => {
+                        append_spans(&file, &export);
+                        200
+                    }
+                    Err(_) => 400,
+                };
+                let _ = request
+                    .respond(tiny_http::Response::from_string("{}").with_status_code(status));
+            }
+        });
+        Ok(SpanLog {
+            port,
+            path: path.to_path_buf(),
+            server,
+        })
+    }
+
+    /// Every span in the current file.
+    pub fn spans(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+}
+
+impl Drop for SpanLog {
+    fn drop(&mut self) {
+        self.server.unblock();
+    }
+}
+
+/// Appends each span of an OTLP JSON export as a line, with `"service"`.
+fn append_spans(path: &Path, export: &Value) {
+    use std::io::Write;
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > SpanLog::MAX_BYTES) {
+        let _ = std::fs::rename(path, path.with_extension("jsonl.1"));
+    }
+    let mut lines = String::new();
+    for resource in export["resourceSpans"].as_array().into_iter().flatten() {
+        let service = resource["resource"]["attributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["key"] == "service.name")
+            .and_then(|a| a["value"]["stringValue"].as_str())
+            .unwrap_or("")
+            .to_string();
+        for scope in resource["scopeSpans"].as_array().into_iter().flatten() {
+            for span in scope["spans"].as_array().into_iter().flatten() {
+                let mut span = span.clone();
+                span["service"] = json!(service);
+                lines.push_str(&span.to_string());
+                lines.push('\n');
+            }
+        }
+    }
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = file.write_all(lines.as_bytes());
+    }
 }

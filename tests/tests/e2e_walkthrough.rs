@@ -59,3 +59,56 @@ fn smoke_single_module() {
 fn smoke_four_filters() {
     smoke(Layout::FourFilters);
 }
+
+/// 16 random bytes as 32 hex digits (a trace id with random low bits).
+fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").expect("urandom"),
+        &mut buffer,
+    )
+    .expect("random bytes");
+    buffer.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_trace_id_is_the_same_at_the_client_the_upstream_and_in_the_exported_span() {
+    let mesh = Mesh::start(MeshOptions::for_test());
+    let token = mesh.mint_token("tracy", "enterprise", json!({}));
+    let trace_id = random_hex(16);
+    // Sampled by the caller: `parent_based` (envoy/local/trace.json) keeps it.
+    let traceparent = format!("00-{trace_id}-{}-01", random_hex(8));
+    let response = mesh.send(
+        &Request::get("/api/ml/")
+            .header("authorization", &format!("Bearer {token}"))
+            .header("traceparent", &traceparent),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let at_client = response
+        .header("traceresponse")
+        .unwrap_or_else(|| panic!("no traceresponse: {:?}", response.headers));
+    assert_eq!(at_client.split('-').nth(1), Some(trace_id.as_str()));
+    let echoed = echoed_headers(&response.json());
+    let at_upstream = echoed
+        .iter()
+        .find(|(n, _)| n == "traceparent")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("the upstream saw no traceparent: {echoed:?}"));
+    assert_eq!(at_upstream.split('-').nth(1), Some(trace_id.as_str()));
+    let span = mesh
+        .wait_for_span(&trace_id, std::time::Duration::from_secs(5))
+        .unwrap_or_else(|| {
+            panic!(
+                "no span of {trace_id} in {}: {:?}",
+                mesh.trace_export,
+                mesh.spans()
+            )
+        });
+    assert_eq!(span["service"], "meshguard-local", "{span}");
+    // The span is this hop's: the id the upstream got as its parent.
+    assert_eq!(
+        span["spanId"].as_str(),
+        at_upstream.split('-').nth(2),
+        "{span}"
+    );
+}

@@ -37,6 +37,7 @@ fn main() {
         fixed::REDIS,
         fixed::GDPR,
         fixed::GDPR_PATH,
+        fixed::SPAN_LOG,
     ];
     for port in ports.into_iter().chain(python::fixed_ports()) {
         if TcpListener::bind(("127.0.0.1", port)).is_err() {
@@ -130,6 +131,11 @@ fn print_banner(mesh: &Mesh) {
         "  Python upstreams   /api/<service>/...: ml 8101/8102, nlp 8111/8112, fraud 8121/8122,"
     );
     println!("                     data 8131/8132, blockchain 8141/8142 (fault switches at +1000)");
+    println!(
+        "  sampled spans      {}   (set {} to send them to a collector)",
+        mesh.trace_export,
+        meshguard_harness::mesh::OTLP_ENDPOINT_ENV
+    );
     println!("Seed flags loaded from flags/default.json.");
     println!("Dev tokens (HS256, .run/dev-jwt-key):");
     println!("  TOKEN=$(target/release/meshguard-state token mint --key-file .run/dev-jwt-key --sub alice --tier premium)");

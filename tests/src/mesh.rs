@@ -32,7 +32,7 @@
 //! assert_eq!(response.status, 200);
 //! ```
 
-use crate::envoy::{Envoy, EnvoySpec, Plugin};
+use crate::envoy::{Cache, Envoy, EnvoySpec, Plugin};
 use crate::http::{Request, Response};
 use crate::paths::{self, service_binary, workspace_root};
 use crate::ports::free_port;
@@ -299,6 +299,8 @@ impl Mesh {
         spec.gdpr_listener_port = Some(gdpr_path_port);
         spec.admin_port = port(fixed::ADMIN);
         spec.concurrency = options.concurrency;
+        // Envoy's HTTP cache after the chain, kept in the run dir across restarts.
+        spec.cache = Some(Cache::in_dir(&run_dir.join("envoy-cache")));
         spec = spec.cluster("meshguard_state", state.port);
         // Data subjects file their own requests at /privacy/, through the chain:
         // meshguard-gdpr takes the subject from the x-auth-sub auth sets.

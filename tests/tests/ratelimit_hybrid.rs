@@ -151,7 +151,7 @@ fn two_envoys_sharing_the_state_service_stay_within_the_limit() {
     );
     for envoy in &envoys {
         assert_eq!(envoy.plugin_stat("ratelimit.busy.fallbacks"), 0);
-        let got = statuses(envoy, &Request::get("/healthz"), 1);
+        let got = statuses(envoy, &Request::get("/api/data/anonymous"), 1);
         assert_eq!(got, [200], "anonymous requests have their own bucket");
     }
 }

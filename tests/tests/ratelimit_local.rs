@@ -231,13 +231,16 @@ fn malformed_configuration_is_refused_naming_the_field() {
 #[test]
 fn starts_with_defaults_without_configuration() {
     let envoy = Envoy::start(EnvoySpec::new().plugin(Plugin::new("ratelimit", None)));
-    let got = statuses(&envoy, &Request::get("/healthz"), 11);
+    // No route but /healthz: the ten the plugin lets through get Envoy's 404.
+    let got = statuses(&envoy, &Request::get("/elsewhere"), 11);
     assert_eq!(
-        count(&got, 200),
+        count(&got, 404),
         10,
         "anonymous: the free tier by peer address"
     );
     assert_eq!(got[10], 429);
+    // Health probes are exempt by default, however limited the prober is.
+    assert_eq!(statuses(&envoy, &Request::get("/healthz"), 20), [200; 20]);
     assert_eq!(envoy.plugin_stat("ratelimit.free.denied"), 1);
 }
 
@@ -269,10 +272,11 @@ fn odd_values(n: usize) -> Vec<Vec<u8>> {
 #[test]
 fn odd_identity_bytes_get_valid_responses_and_never_kill_the_vm() {
     let upstream = CostUpstream::start();
-    let config =
-        json!({"identity": {"trusted_hops": 2}, "response_cost_header": "x-meshguard-cost"});
+    // Envoy answers /healthz itself: only the plugin sees these bytes (with
+    // no exempt path, so that it reads them).
+    let config = json!({"identity": {"trusted_hops": 2}, "response_cost_header": "x-meshguard-cost",
+        "exempt_paths": []});
     let envoy = start(config, upstream.port, None);
-    // Envoy answers /healthz itself: only the plugin sees these bytes.
     for (i, value) in odd_values(300).iter().enumerate() {
         let name = ["x-auth-sub", "x-auth-tier", "x-forwarded-for"][i % 3];
         let request = Request::get("/healthz")

@@ -156,6 +156,16 @@ pub fn decide_all(buckets: &[(Quota, Option<u64>)], now: u64, cost: u64) -> Vec<
         .collect()
 }
 
+/// Tokens a lease of up to `want` gets from these buckets at `now`: as many
+/// as every bucket still holds (meshguard-state's lease rule, in
+/// `ratelimit.lua`); then taken with [`decide_all`].
+pub fn grantable(buckets: &[(Quota, Option<u64>)], now: u64, want: u64) -> u64 {
+    buckets
+        .iter()
+        .map(|(quota, tat)| decide(quota, *tat, now, 0).remaining)
+        .fold(want, u64::min)
+}
+
 /// Gives `tokens` back to a bucket (unused lease tokens): the TAT moves back,
 /// never before `now` (a bucket cannot be fuller than full).
 pub fn refund(quota: &Quota, stored_tat: u64, now: u64, tokens: u64) -> u64 {

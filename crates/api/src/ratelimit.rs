@@ -13,6 +13,10 @@ pub const USAGE_PATH: &str = "/v1/ratelimit/usage";
 /// Tokens a cheaper response did not use, given back (`lease::RefundRequest`).
 pub const REFUND_PATH: &str = "/v1/ratelimit/refund";
 
+/// The Redis key of the global bucket's TAT in meshguard-state (a key's own
+/// buckets are `keys::keyed(<key>, "rl:<bucket>")`).
+pub const GLOBAL_BUCKET: &str = "mg:{rl:global}:tat";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitRequest {

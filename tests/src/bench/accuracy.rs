@@ -37,6 +37,8 @@ fn config(mode: &str, secret: &str) -> Value {
     config["global"] = Value::Null;
     config["state"] = json!({"secret": secret, "timeout_ms": 1000});
     config["hybrid"] = json!({"lease_tokens": 25, "refresh_ms": 200});
+    // The load requests /healthz, exempt by default: here it is limited.
+    config["exempt_paths"] = json!([]);
     config
 }
 

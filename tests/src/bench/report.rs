@@ -1,4 +1,8 @@
-//! Medians with min–max over rounds, and the Markdown tables they go into.
+//! Medians with min–max over rounds, and the Markdown tables, cells and
+//! notes they go into.
+
+use serde_json::{json, Value};
+use std::fmt::Write as _;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Summary {
@@ -96,4 +100,34 @@ mod tests {
         assert_eq!(percentile(&[7.0], 0.0), 7.0);
         assert!(percentile(&[], 50.0).is_nan());
     }
+}
+/// The figure's notes as a list under its table.
+pub fn push_notes(text: &mut String, mut notes: Vec<String>) {
+    notes.dedup();
+    for note in notes {
+        let _ = writeln!(text, "- {note}");
+    }
+    text.push('\n');
+}
+
+/// A "vs native" cell: "–" when the native set was not measured (`--only`).
+pub fn ratio_cell(ratio: f64) -> String {
+    if ratio.is_finite() {
+        format!("{ratio:.2}×")
+    } else {
+        "–".into()
+    }
+}
+
+/// A latency cell: "–" when the latency runs were skipped (`--cpu-only`).
+pub fn latency(samples: &[f64]) -> String {
+    if samples.is_empty() {
+        "–".into()
+    } else {
+        summarize(samples).show(3)
+    }
+}
+
+pub fn summary_json(s: Summary) -> Value {
+    json!({"median": s.median, "min": s.min, "max": s.max})
 }

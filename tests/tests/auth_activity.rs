@@ -25,7 +25,7 @@ fn impossible_travel_reported_by_the_proxy_ends_the_session() {
     let mesh = stack.mesh(config(json!({
         "revocation": stack.revocation_config(json!({})),
         "session_activity": {"sample_ratio": 1.0, "interval_ms": 100,
-            "client_ip_header": "x-forwarded-for",
+            "client_ip_header": "x-forwarded-for", "trusted_hops": ["127.0.0.1", "10.0.0.0/8"],
             "geo_lat_header": "x-geo-lat", "geo_lon_header": "x-geo-lon"},
     })));
     let token_for = |sid: &str| {

@@ -109,7 +109,7 @@ pub fn user_agent(raw: &str) -> Option<String> {
     while !clean.is_char_boundary(end) {
         end -= 1;
     }
-    let cut = clean[..end].trim();
+    let cut = clean.get(..end).unwrap_or_default().trim();
     (!cut.is_empty()).then(|| cut.to_string())
 }
 

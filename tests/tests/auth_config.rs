@@ -93,6 +93,19 @@ fn the_local_configuration_accepts_dev_tokens_and_revocations() {
     )
     .unwrap()
     .replace("${PLUGIN_SECRET}", &stack.service.plugin_secret)
+    // The shipped file reads its secrets from Envoy's environment; this
+    // Envoy gets them inline.
+    .replace(
+        r#"{"env": "MESHGUARD_PLUGIN_SECRET"}"#,
+        &format!("{:?}", stack.service.plugin_secret),
+    )
+    .replace(
+        r#"{"env": "MESHGUARD_JWT_KEY_B64URL"}"#,
+        &format!(
+            "{:?}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(dev_key)
+        ),
+    )
     .replace(
         "${DEV_JWT_KEY_B64URL}",
         &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(dev_key),

@@ -390,8 +390,10 @@ mod tests {
 
     #[test]
     fn the_local_mesh_configuration_loads() {
-        let raw = include_str!("../../../envoy/local/ratelimit.json")
-            .replace("${PLUGIN_SECRET}", "a-plugin-secret-of-some-length");
+        let raw = include_str!("../../../envoy/local/ratelimit.json").replace(
+            r#"{"env": "MESHGUARD_PLUGIN_SECRET"}"#,
+            r#""a-plugin-secret-of-some-length""#,
+        );
         let config: RateLimitConfig = load(Some(raw.as_bytes())).unwrap();
         assert_eq!(config.mode, Mode::Exact);
         assert_eq!(config.costs[0].cost, 5);

@@ -302,11 +302,6 @@ impl Mesh {
         // Envoy's HTTP cache after the chain, kept in the run dir across restarts.
         spec.cache = Some(Cache::in_dir(&run_dir.join("envoy-cache")));
         spec = spec.cluster("meshguard_state", state.port);
-        // The plugins' secrets go through Envoy's environment (SECURITY.md).
-        let jwt_key = URL_SAFE_NO_PAD.encode(secret(&run_dir, "dev-jwt-key").as_bytes());
-        spec = spec
-            .secret_env(PLUGIN_SECRET_ENV, &state.plugin_secret)
-            .secret_env(JWT_KEY_ENV, &jwt_key);
         // Data subjects file their own requests at /privacy/, through the chain:
         // meshguard-gdpr takes the subject from the x-auth-sub auth sets.
         let gdpr_self_port = port(fixed::GDPR_SELF);

@@ -5,6 +5,7 @@
 //! of every process it started are printed so the failure explains itself.
 
 pub mod bench;
+pub mod docker;
 pub mod envoy;
 pub mod gdpr;
 pub mod http;

@@ -1,10 +1,9 @@
 //! The deployment files that cannot run here are still checked here:
 //! every Envoy config passes `envoy --mode validate` (which also runs each
-//! plugin's on_configure), envoy/compose/envoy.yaml is the current rendering
-//! of the one template, and envoy/istio/*.yaml match Istio's CRD schemas
+//! plugin's on_configure) and envoy/istio/*.yaml match Istio's CRD schemas
 //! (vendored in envoy/istio/schemas, with their source in its SOURCE.md).
 
-use meshguard_harness::envoy::{Host, Plugin, Resilience, Service};
+use meshguard_harness::envoy::{Plugin, Resilience, Service};
 use meshguard_harness::paths::{self, built_plugins, envoy_binary, workspace_root};
 use meshguard_harness::python::SERVICES;
 use meshguard_harness::EnvoySpec;
@@ -15,12 +14,6 @@ use std::process::Command;
 
 /// The filter chain's order (ARCHITECTURE.md).
 const CHAIN: [&str; 4] = ["trace", "auth", "ratelimit", "flags"];
-/// Where the compose file mounts target/wasm32-wasip1/wasm.
-const COMPOSE_PLUGIN_DIR: &str = "/etc/meshguard/plugins/";
-/// Development values of the compose setup (docker-compose.yaml says to change them).
-const COMPOSE_PLUGIN_SECRET: &str = "compose-plugin-secret-change-me";
-const COMPOSE_DEV_JWT_KEY_B64URL: &str = "Y29tcG9zZS1kZXYtand0LWtleS1jaGFuZ2UtbWUtMzI";
-
 /// Runs `envoy --mode validate` on `yaml`; the error is Envoy's log.
 fn envoy_validate(yaml: &str) -> Result<(), String> {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -115,112 +108,6 @@ fn plugin_name(wasm: &Path) -> String {
                 .to_string()
         })
         .unwrap_or_default()
-}
-
-/// The compose stack's Envoy: every plugin of the repository in chain order
-/// with its envoy/local configuration, the state service and the upstreams by
-/// their compose service names.
-fn compose_spec() -> EnvoySpec {
-    let mut spec = EnvoySpec::new();
-    spec.listener_port = 10000;
-    spec.admin_port = 9901;
-    spec.listen_address = Some("0.0.0.0".into());
-    spec = spec.cluster_at("meshguard_state", "meshguard-state", 7070);
-    for name in CHAIN {
-        if !workspace_root().join("plugins").join(name).is_dir() {
-            continue;
-        }
-        let config = std::fs::read_to_string(
-            workspace_root()
-                .join("envoy/local")
-                .join(format!("{name}.json")),
-        )
-        .ok()
-        .map(|c| {
-            c.replace("${PLUGIN_SECRET}", COMPOSE_PLUGIN_SECRET)
-                .replace("${DEV_JWT_KEY_B64URL}", COMPOSE_DEV_JWT_KEY_B64URL)
-        });
-        spec = spec.plugin(Plugin {
-            name: name.into(),
-            path: PathBuf::from(format!("{COMPOSE_PLUGIN_DIR}meshguard_{name}.wasm")),
-            config,
-        });
-    }
-    for (name, _) in SERVICES {
-        let hosts = (1..=2)
-            .map(|i| Host {
-                address: format!("{name}-{i}"),
-                port: 8000,
-            })
-            .collect();
-        spec = spec.service(Service::new(name, hosts));
-    }
-    spec
-}
-
-#[derive(Deserialize)]
-struct Compose {
-    services: std::collections::BTreeMap<String, Value>,
-}
-
-#[test]
-fn the_compose_envoy_config_is_the_current_rendering_and_valid() {
-    let path = workspace_root().join("envoy/compose/envoy.yaml");
-    let header = "# Generated from envoy/envoy.yaml.j2 by tests/tests/upstreams_deploy.rs; do not edit.\n\
-                  # MESHGUARD_BLESS=1 cargo test -p meshguard-harness --test upstreams_deploy regenerates it.\n";
-    let rendered = format!("{header}{}\n", compose_spec().render().trim_end());
-    if std::env::var_os("MESHGUARD_BLESS").is_some() {
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("create envoy/compose");
-        std::fs::write(&path, &rendered).expect("write envoy/compose/envoy.yaml");
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == rendered,
-        "{} is not the current rendering of the template (a plugin, its envoy/local \
-         config or the template changed): regenerate it with\n  \
-         MESHGUARD_BLESS=1 cargo test -p meshguard-harness --test upstreams_deploy",
-        path.display()
-    );
-
-    // Validate against the real artifacts where compose mounts them.
-    let wasm_dir = paths::plugin_wasm("trace")
-        .parent()
-        .map(|p| format!("{}/", p.display()))
-        .unwrap_or_default();
-    for name in CHAIN {
-        if committed.contains(&format!("{COMPOSE_PLUGIN_DIR}meshguard_{name}.wasm")) {
-            paths::plugin_wasm(name); // panics naming scripts/build when missing
-        }
-    }
-    assert_valid(
-        "envoy/compose/envoy.yaml",
-        &committed.replace(COMPOSE_PLUGIN_DIR, &wasm_dir),
-    );
-
-    // Every host Envoy names is a service of docker-compose.yaml.
-    let compose: Compose = serde_yaml_ng::from_str(
-        &std::fs::read_to_string(workspace_root().join("envoy/docker-compose.yaml"))
-            .expect("read envoy/docker-compose.yaml"),
-    )
-    .expect("docker-compose.yaml is YAML");
-    let spec = compose_spec();
-    let hosts = spec
-        .services
-        .iter()
-        .flat_map(|s| s.hosts.iter().map(|h| h.address.clone()))
-        .chain(spec.clusters.iter().filter_map(|c| c.address.clone()));
-    for host in hosts {
-        assert!(
-            compose.services.contains_key(&host),
-            "docker-compose.yaml has no service {host}"
-        );
-    }
-    for (name, _) in SERVICES {
-        for i in 1..=2 {
-            let command = &compose.services[&format!("{name}-{i}")]["command"];
-            assert_eq!(command[0], name, "{name}-{i} runs {name}");
-        }
-    }
 }
 
 /// Istio's CRD schemas, vendored in envoy/istio/schemas (source and version

@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{middleware, Router};
 use meshguard_api::error::codes;
+use meshguard_api::ratelimit;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -26,10 +27,10 @@ pub struct AppState {
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let plugin = Router::new()
-        .route("/v1/ratelimit/check", post(routes::ratelimit::check))
-        .route("/v1/ratelimit/lease", post(routes::ratelimit::lease))
-        .route("/v1/ratelimit/usage", post(routes::ratelimit::usage))
-        .route("/v1/ratelimit/refund", post(routes::ratelimit::refund))
+        .route(ratelimit::CHECK_PATH, post(routes::ratelimit::check))
+        .route(ratelimit::LEASE_PATH, post(routes::ratelimit::lease))
+        .route(ratelimit::USAGE_PATH, post(routes::ratelimit::usage))
+        .route(ratelimit::REFUND_PATH, post(routes::ratelimit::refund))
         .route("/v1/revocations/feed", get(routes::revocations::feed))
         .route("/v1/flags/snapshot", get(routes::flags::snapshot))
         .route("/v1/sessions/activity", post(routes::sessions::activity))

@@ -13,9 +13,8 @@ use meshguard_api::error::codes;
 use meshguard_api::lease::{
     LeaseRequest, LeaseResponse, RefundRequest, RefundResponse, UsageReport, UsageResponse,
 };
+use meshguard_api::limits::MAX_COST;
 use meshguard_api::ratelimit::{BucketResult, RateLimitRequest, RateLimitResponse};
-
-const MAX_COST: u64 = 1_000_000;
 
 fn resolve(
     state: &AppState,

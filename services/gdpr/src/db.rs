@@ -171,6 +171,10 @@ pub fn open(path: &Path) -> Result<Connection> {
     }
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
+    // Every transaction takes the write lock when it begins: a deferred one
+    // that reads first and then writes is refused at once ("database is
+    // locked") when another connection wrote meanwhile, without waiting.
+    conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Erased rows (identifiers, consent history) are overwritten, not left

@@ -21,7 +21,10 @@ fn prometheus(mesh: &Mesh, dir: &std::path::Path) -> (Process, u16) {
     // The shipped config's jobs, with this mesh's ports and a fast interval.
     let config = shipped
         .replace("scrape_interval: 15s", "scrape_interval: 500ms")
-        .replace("127.0.0.1:9901", &format!("127.0.0.1:{}", mesh.admin_port()))
+        .replace(
+            "127.0.0.1:9901",
+            &format!("127.0.0.1:{}", mesh.admin_port()),
+        )
         .replace("127.0.0.1:7070", &format!("127.0.0.1:{}", mesh.state.port))
         .replace("127.0.0.1:7071", &format!("127.0.0.1:{}", mesh.gdpr_port()))
         .replace(
@@ -31,14 +34,20 @@ fn prometheus(mesh: &Mesh, dir: &std::path::Path) -> (Process, u16) {
                 .display()
                 .to_string(),
         );
-    assert_ne!(config, shipped, "the shipped targets moved: update this test");
+    assert_ne!(
+        config, shipped,
+        "the shipped targets moved: update this test"
+    );
     let config_file = dir.join("prometheus.yml");
     std::fs::write(&config_file, config).unwrap();
     let port = free_port();
     let mut command = Command::new("prometheus");
     command
         .arg(format!("--config.file={}", config_file.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"));
     let mut process = Process::spawn("prometheus", command, dir);
     process.wait_until(Duration::from_secs(20), "answering /-/ready", || {
@@ -64,14 +73,18 @@ fn query(port: u16, expr: &str) -> Vec<Value> {
         .expect("prometheus query");
     let body = response.json();
     assert_eq!(body["status"], "success", "{expr}: {body}");
-    body["data"]["result"].as_array().cloned().unwrap_or_default()
+    body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Every `expr` of the dashboard's panels, with Grafana's `$__rate_interval`
 /// as the one-minute window a short test can fill.
 fn dashboard_queries() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(workspace_root().join("observability/grafana/meshguard.json"))
-        .expect("observability/grafana/meshguard.json");
+    let text =
+        std::fs::read_to_string(workspace_root().join("observability/grafana/meshguard.json"))
+            .expect("observability/grafana/meshguard.json");
     let dashboard: Value = serde_json::from_str(&text).expect("dashboard JSON");
     let mut queries = Vec::new();
     for panel in dashboard["panels"].as_array().expect("panels") {
@@ -98,8 +111,13 @@ fn drive_traffic(mesh: &Mesh) {
         }
     }
     let free = mesh.mint_token("obs-free", "free", Value::Null);
-    let statuses: Vec<u16> = (0..4).map(|_| mesh.get_as("/api/ml/", &free).status).collect();
-    assert!(statuses.contains(&429), "no 429 for the free tier: {statuses:?}");
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| mesh.get_as("/api/ml/", &free).status)
+        .collect();
+    assert!(
+        statuses.contains(&429),
+        "no 429 for the free tier: {statuses:?}"
+    );
     assert_eq!(mesh.get_as("/api/nlp/", "not-a-jwt").status, 401);
     let reader = mesh.mint_token("obs-reader", "premium", Value::Null);
     for _ in 0..3 {
@@ -118,7 +136,12 @@ fn file_gdpr_request(mesh: &Mesh) {
     .header("content-type", "application/json")
     .send(mesh.gdpr_port())
     .expect("meshguard-gdpr");
-    assert!(contact.status < 300, "a contact address: {} {}", contact.status, contact.text());
+    assert!(
+        contact.status < 300,
+        "a contact address: {} {}",
+        contact.status,
+        contact.text()
+    );
     let filed = Request::post(
         "/v1/requests",
         json!({"kind": "access", "user": "obs-subject"}).to_string(),
@@ -127,7 +150,12 @@ fn file_gdpr_request(mesh: &Mesh) {
     .header("content-type", "application/json")
     .send(mesh.gdpr_port())
     .expect("meshguard-gdpr");
-    assert!(filed.status < 300, "filing a request: {} {}", filed.status, filed.text());
+    assert!(
+        filed.status < 300,
+        "filing a request: {} {}",
+        filed.status,
+        filed.text()
+    );
 }
 
 #[test]
@@ -139,7 +167,10 @@ fn every_dashboard_query_returns_data_from_a_live_mesh() {
     drive_traffic(&mesh);
 
     let queries = dashboard_queries();
-    assert!(queries.len() >= 10, "the dashboard lost panels: {queries:?}");
+    assert!(
+        queries.len() >= 10,
+        "the dashboard lost panels: {queries:?}"
+    );
     // rate() needs two samples of a series after it appears; keep the
     // traffic flowing while the scrapes come in.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -180,7 +211,11 @@ fn prometheus_names(mesh: &Mesh) -> String {
         .unwrap_or_default();
     let mut names: Vec<&str> = text
         .lines()
-        .filter(|l| l.contains("meshguard_ratelimit_allowed") || l.contains("cache_event") || l.contains("variant_exposures"))
+        .filter(|l| {
+            l.contains("meshguard_ratelimit_allowed")
+                || l.contains("cache_event")
+                || l.contains("variant_exposures")
+        })
         .collect();
     names.dedup();
     names.join("\n")
@@ -193,21 +228,32 @@ fn the_services_log_json_lines_named_by_the_trace_id() {
     std::fs::write(&token, "observability-admin-token").unwrap();
     let key = dir.path().join("gdpr.key");
     let gdpr = service_binary("meshguard-gdpr");
-    assert!(Command::new(&gdpr).arg("keygen").arg(&key).output().unwrap().status.success());
+    assert!(Command::new(&gdpr)
+        .arg("keygen")
+        .arg(&key)
+        .output()
+        .unwrap()
+        .status
+        .success());
     let port = free_port();
     let mut command = Command::new(&gdpr);
     command
         .env("MESHGUARD_GDPR_DB", dir.path().join("gdpr.db"))
         .env("MESHGUARD_GDPR_KEY_FILE", &key)
         // Nothing listens there: /readyz answers 503 and logs why.
-        .env("MESHGUARD_REDIS_URL", format!("redis://127.0.0.1:{}", free_port()))
+        .env(
+            "MESHGUARD_REDIS_URL",
+            format!("redis://127.0.0.1:{}", free_port()),
+        )
         .args(["serve", "--log-format", "json", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--admin-token-file")
         .arg(&token);
     let mut process = Process::spawn("meshguard-gdpr", command, dir.path());
     process.wait_until(Duration::from_secs(20), "answering /healthz", || {
-        Request::get("/healthz").send(port).is_ok_and(|r| r.status == 200)
+        Request::get("/healthz")
+            .send(port)
+            .is_ok_and(|r| r.status == 200)
     });
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let response = Request::get("/readyz")

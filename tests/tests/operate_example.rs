@@ -30,7 +30,10 @@ fn start_example(app_port: u16) -> Example {
     let (port, admin_port) = (free_port(), free_port());
     let wasm = plugin_wasm("chain");
     let adapted = yaml
-        .replace("/etc/envoy/meshguard_chain.wasm", &wasm.display().to_string())
+        .replace(
+            "/etc/envoy/meshguard_chain.wasm",
+            &wasm.display().to_string(),
+        )
         .replace("port_value: 8080", &format!("port_value: {port}"))
         .replace("address: 0.0.0.0", "address: 127.0.0.1")
         .replace("port_value: 9901", &format!("port_value: {admin_port}"))
@@ -65,7 +68,10 @@ fn start_example(app_port: u16) -> Example {
 }
 
 fn token(sub: &str, tier: &str) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let claims = serde_json::json!({
         "iss": "example-idp", "sub": sub, "tier": tier, "iat": now, "exp": now + 600
     });
@@ -105,7 +111,12 @@ fn the_single_module_in_a_plain_envoy_does_what_operate_md_says() {
     let last = seen.last().expect("the service saw the request");
     assert_eq!(last.headers_named("x-auth-sub"), ["pat"]);
     assert_eq!(last.headers_named("x-auth-tier"), ["premium"]);
-    assert_eq!(last.headers_named("x-feature-new-checkout"), ["on"]);
+    assert_eq!(
+        last.headers_named("x-flag-new-checkout"),
+        ["on"],
+        "{:?}",
+        last.headers
+    );
     assert_eq!(last.headers_named("traceparent").len(), 1);
 
     let free = token("fay", "free");

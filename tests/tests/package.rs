@@ -58,7 +58,12 @@ fn package_writes_dist_whose_digests_match_and_whose_manifests_reference_it() {
     let out = tempfile::tempdir().unwrap();
     let dist = out.path().join("dist");
     let status = Command::new(workspace_root().join("scripts/package"))
-        .args(["--no-images", "--registry", "oci://registry.example/meshguard", "--out"])
+        .args([
+            "--no-images",
+            "--registry",
+            "oci://registry.example/meshguard",
+            "--out",
+        ])
         .arg(&dist)
         .status()
         .expect("scripts/package");
@@ -86,7 +91,9 @@ fn package_writes_dist_whose_digests_match_and_whose_manifests_reference_it() {
         serde_json::from_str(&std::fs::read_to_string(dist.join("manifest.json")).unwrap())
             .unwrap();
     assert_eq!(manifest["version"], env!("CARGO_PKG_VERSION"));
-    assert!(manifest["envoy"].as_str().is_some_and(|v| v.starts_with("1.")));
+    assert!(manifest["envoy"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("1.")));
     assert_eq!(manifest["files"].as_object().unwrap().len(), listed.len());
     for (path, digest) in &listed {
         assert_eq!(manifest["files"][path], *digest.as_str(), "{path}");
@@ -99,20 +106,29 @@ fn package_writes_dist_whose_digests_match_and_whose_manifests_reference_it() {
         let file = wasm.file_name().unwrap().to_string_lossy().into_owned();
         let shipped = std::fs::read(dist.join("plugins").join(&file)).unwrap();
         assert_eq!(shipped, std::fs::read(wasm).unwrap(), "{file}");
-        let name = file.trim_start_matches("meshguard_").trim_end_matches(".wasm");
-        let archive = dist
-            .join("oci")
-            .join(format!("meshguard-{name}-{}.oci.tar", env!("CARGO_PKG_VERSION")));
+        let name = file
+            .trim_start_matches("meshguard_")
+            .trim_end_matches(".wasm");
+        let archive = dist.join("oci").join(format!(
+            "meshguard-{name}-{}.oci.tar",
+            env!("CARGO_PKG_VERSION")
+        ));
         let (index, blobs) = read_oci_archive(&archive);
         let descriptor = &index["manifests"][0];
         assert_eq!(
             descriptor["annotations"]["org.opencontainers.image.ref.name"],
-            format!("registry.example/meshguard/meshguard-{name}:{}", env!("CARGO_PKG_VERSION"))
+            format!(
+                "registry.example/meshguard/meshguard-{name}:{}",
+                env!("CARGO_PKG_VERSION")
+            )
         );
         let image: Value =
             serde_json::from_slice(&blobs[descriptor["digest"].as_str().unwrap()]).unwrap();
         let layer = &image["layers"][0];
-        assert_eq!(layer["mediaType"], "application/vnd.module.wasm.content.layer.v1+wasm");
+        assert_eq!(
+            layer["mediaType"],
+            "application/vnd.module.wasm.content.layer.v1+wasm"
+        );
         assert_eq!(blobs[layer["digest"].as_str().unwrap()], shipped);
         assert_eq!(
             image["config"]["mediaType"],

@@ -683,13 +683,13 @@ fn the_self_service_path_takes_the_subject_from_the_proxy_only() {
     };
     // No verified subject: refused.
     let anonymous = send(
-        Request::post("/v1/self/requests", r#"{"kind": "access"}"#)
+        Request::post("/privacy/requests", r#"{"kind": "access"}"#)
             .header("content-type", "application/json"),
     );
     assert_eq!(anonymous.status, 401, "{}", anonymous.text());
     // The subject the auth plugin verified files for themselves, verified at once.
     let filed = send(
-        Request::post("/v1/self/requests", r#"{"kind": "access"}"#)
+        Request::post("/privacy/requests", r#"{"kind": "access"}"#)
             .header("content-type", "application/json")
             .header("x-auth-sub", "ivan"),
     );
@@ -699,14 +699,14 @@ fn the_self_service_path_takes_the_subject_from_the_proxy_only() {
     let id = request["id"].as_str().unwrap();
     // Someone else cannot see it (not found, not forbidden: no oracle).
     let other =
-        send(Request::get(&format!("/v1/self/requests/{id}")).header("x-auth-sub", "mallory"));
+        send(Request::get(&format!("/privacy/requests/{id}")).header("x-auth-sub", "mallory"));
     assert_eq!(other.status, 404, "{}", other.text());
-    let own = send(Request::get(&format!("/v1/self/requests/{id}")).header("x-auth-sub", "ivan"));
+    let own = send(Request::get(&format!("/privacy/requests/{id}")).header("x-auth-sub", "ivan"));
     assert_eq!(own.status, 200, "{}", own.text());
     // A client-chosen `user` field is refused, not used.
     let smuggled = send(
         Request::post(
-            "/v1/self/requests",
+            "/privacy/requests",
             r#"{"kind": "access", "user": "victim"}"#,
         )
         .header("content-type", "application/json")

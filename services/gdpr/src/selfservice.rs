@@ -3,8 +3,8 @@
 //! `x-auth-sub` (dropping any copy a client sent); that verified subject
 //! is the identity, so the request starts verified and needs no code.
 //!
-//! Served on its own listener (`--self-listen`), which only the proxy may
-//! reach: whoever can reach it directly could name any subject, exactly as
+//! Served on its own listener (`--self-listen`) under `/privacy/`, the
+//! path the proxy routes there unchanged; only the proxy may reach it: whoever can reach it directly could name any subject, exactly as
 //! with the upstreams that trust the same header. The operator API and its
 //! token never face clients.
 
@@ -149,11 +149,21 @@ struct Links(String);
 
 pub fn router(settings: Settings, public_url: String) -> Router {
     Router::new()
-        .route("/v1/self/requests", post(file).get(list))
-        .route("/v1/self/requests/{id}", get(status))
-        .route("/v1/self/requests/{id}/export", post(export_own))
-        .route("/v1/self/packages/{token}", get(package))
+        .route("/privacy/requests", post(file).get(list))
+        .route("/privacy/requests/{id}", get(status))
+        .route("/privacy/requests/{id}/export", post(export_own))
+        .route("/privacy/packages/{token}", get(package))
         .layer(Extension(Links(public_url)))
+        // Personal answers: no shared cache (the proxy's included) keeps one.
+        .layer(axum::middleware::map_response(
+            |mut response: axum::response::Response| async move {
+                response.headers_mut().insert(
+                    axum::http::header::CACHE_CONTROL,
+                    axum::http::HeaderValue::from_static("no-store"),
+                );
+                response
+            },
+        ))
         .route(
             "/healthz",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),

@@ -43,8 +43,12 @@ pub struct ServeArgs {
     #[arg(long, env = "MESHGUARD_GDPR_SELF_LISTEN")]
     pub self_listen: Option<String>,
     /// The self-service API as subjects reach it through the proxy (base of
-    /// their download links): the proxy route that leads to `--self-listen`'s `/v1/self`.
-    #[arg(long, env = "MESHGUARD_GDPR_SELF_PUBLIC_URL", default_value = "/gdpr")]
+    /// their download links): the proxy routes `/privacy/` to `--self-listen`.
+    #[arg(
+        long,
+        env = "MESHGUARD_GDPR_SELF_PUBLIC_URL",
+        default_value = "/privacy"
+    )]
     pub self_public_url: String,
 }
 

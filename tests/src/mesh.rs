@@ -249,6 +249,11 @@ impl Mesh {
     /// As [`Mesh::start`], but Envoy refusing its configuration is an `Err`
     /// with its log (what `scripts/up` reports).
     pub fn try_start(options: MeshOptions) -> Result<Mesh, String> {
+        // Meshes of one test binary start one at a time: starting is the
+        // CPU-heavy part (ten Python processes, Envoy compiling the Wasm), and
+        // several at once on a small machine pass Envoy's start-up limit.
+        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
         let temp = match options.run_dir {
             Some(_) => None,
             None => Some(tempfile::tempdir().map_err(|e| format!("temp run dir: {e}"))?),
@@ -379,7 +384,8 @@ impl Mesh {
     /// Waits until the chain serves an authenticated request with flags:
     /// the auth plugin has its first revocation feed (before that it
     /// answers 401 `stale_revocations`) and flags its first snapshot, on
-    /// every worker (several answers in a row, each on a new connection).
+    /// every worker (several answers in a row, each on a new connection), and
+    /// `/healthz/upstreams` says every upstream service has a healthy host.
     /// The probe's identity is [`READINESS_USER`] on the admin tier.
     fn wait_serving(&self) -> Result<(), String> {
         let token = self.mint_token(READINESS_USER, "admin", Value::Null);
@@ -408,6 +414,13 @@ impl Mesh {
                     false
                 }
             };
+            // And Envoy's active health checks have found a healthy host of
+            // every upstream (the first probes may time out while everything
+            // starts at once).
+            let serving = serving
+                && Request::get("/healthz/upstreams")
+                    .send(self.listener_port())
+                    .is_ok_and(|r| r.status == 200);
             if serving {
                 in_a_row += 1;
             } else {
@@ -710,7 +723,10 @@ fn start_gdpr(
             "MESHGUARD_GDPR_REVOCATION_GRACE_MS",
             options.gdpr_revocation_grace_ms.to_string(),
         )
-        .env("MESHGUARD_GDPR_SELF_LISTEN", format!("127.0.0.1:{self_port}"))
+        .env(
+            "MESHGUARD_GDPR_SELF_LISTEN",
+            format!("127.0.0.1:{self_port}"),
+        )
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .args(&options.gdpr_args);
     let mut process = Process::spawn("meshguard-gdpr", command, &run_dir.join("logs"));

@@ -112,3 +112,54 @@ fn a_trace_id_is_the_same_at_the_client_the_upstream_and_in_the_exported_span() 
         "{span}"
     );
 }
+
+fn admin_post(mesh: &Mesh, path: &str) {
+    let response = Request::post(path, Vec::new())
+        .send(mesh.admin_port())
+        .expect("envoy admin");
+    assert_eq!(response.status, 200, "{path}: {}", response.text());
+}
+
+/// Polls `path` on the public listener until it answers `status`.
+fn wait_for_status(mesh: &Mesh, path: &str, status: u16, limit: std::time::Duration) -> u16 {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let got = mesh.send(&Request::get(path)).status;
+        if got == status || std::time::Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn health_answers_say_whether_envoy_and_the_upstreams_can_serve() {
+    let mut mesh = Mesh::start(MeshOptions::for_test());
+    // A load balancer probing every second for a minute: never limited.
+    for _ in 0..30 {
+        let probe = mesh.send(&Request::get("/healthz"));
+        assert_eq!(probe.status, 200, "{}", probe.text());
+    }
+    assert_eq!(mesh.send(&Request::get("/healthz/upstreams")).status, 200);
+
+    // Told to stop taking traffic (before a shutdown): the probe fails first.
+    admin_post(&mesh, "/healthcheck/fail");
+    assert_eq!(mesh.send(&Request::get("/healthz")).status, 503);
+    admin_post(&mesh, "/healthcheck/ok");
+    assert_eq!(mesh.send(&Request::get("/healthz")).status, 200);
+
+    // A service with no healthy host: the upstream answer turns 503, the
+    // proxy's own stays 200 (it still serves the other four services).
+    mesh.upstreams.instance_mut("ml", 0).kill();
+    mesh.upstreams.instance_mut("ml", 1).kill();
+    let got = wait_for_status(
+        &mesh,
+        "/healthz/upstreams",
+        503,
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(got, 503, "/healthz/upstreams with ml down");
+    assert_eq!(mesh.send(&Request::get("/healthz")).status, 200);
+    let token = mesh.mint_token("hale", "premium", json!({}));
+    assert_eq!(mesh.get_as("/api/nlp/", &token).status, 200);
+}

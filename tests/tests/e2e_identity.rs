@@ -152,7 +152,7 @@ fn revocations_hold_past_exp_for_as_long_as_the_plugin_would_accept_the_token() 
     let exp = now_s() + 3;
     let token = mesh.mint_token(
         "rita",
-        "premium",
+        "admin",
         json!({"jti": "e2e-token-1", "exp": exp, "sid": "r-1"}),
     );
     let bystander = mesh.mint_token("rita", "admin", json!({"sid": "r-2", "exp": exp}));
@@ -266,4 +266,42 @@ fn a_withdrawn_consent_reaches_the_upstream_and_flag_targeting_within_two_second
     ));
     assert!(headers.get("x-auth-consents").is_none(), "{headers}");
     assert_eq!(headers["x-feature-personalised"], "off", "{headers}");
+}
+
+#[test]
+fn a_session_seen_while_meshguard_state_is_down_is_reported_when_it_returns() {
+    use meshguard_harness::state::{StateOptions, StateService};
+    let mut mesh = Mesh::start(MeshOptions::for_test());
+    let token = mesh.mint_token("lena", "admin", json!({"sid": "l-offline"}));
+    let (port, admin, plugin) = (
+        mesh.state.port,
+        mesh.state.admin_token.clone(),
+        mesh.state.plugin_secret.clone(),
+    );
+    mesh.state.stop();
+    // The request does not wait on the service (the feed is not stale yet).
+    let started = Instant::now();
+    assert_eq!(
+        get(&mesh, &token, &[("user-agent", "offline-device")]).status,
+        200
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // Several report periods fail while it is away.
+    std::thread::sleep(Duration::from_millis(1_500));
+    mesh.state = StateService::start_with(
+        &mesh.redis.url(),
+        StateOptions {
+            port: Some(port),
+            admin_token: Some(admin),
+            plugin_secret: Some(plugin),
+            dir: Some(mesh.run_dir().join("logs")),
+            args: Vec::new(),
+        },
+    );
+    let took = within(Duration::from_secs(10), "the report retried", || {
+        let list = cli_json(&mesh, &["sessions", "list", "lena"]);
+        list["sessions"][0]["session_id"] == "l-offline"
+            && list["sessions"][0]["user_agent"] == "offline-device"
+    });
+    eprintln!("report delivered {took:?} after meshguard-state returned");
 }

@@ -125,26 +125,33 @@ fn a_flood_of_bad_tokens_is_refused_429_once_the_client_budget_is_spent() {
     for _ in 0..12 {
         assert_eq!(get(&mesh, &good, &[]).status, 200);
     }
+    let started = Instant::now();
     let mut statuses = Vec::new();
-    for i in 0..80 {
+    for i in 0..200 {
         let response = get(&mesh, &format!("aaaa.bbbb.{i}"), &[]);
         statuses.push(response.status);
         if response.status == 429 {
             assert!(response.header("retry-after").is_some());
             assert_eq!(response.json()["reason"], "over_reject_budget");
         }
+        // Both workers out of budget: the last ten all 429.
+        if statuses.len() >= 10 && statuses[statuses.len() - 10..].iter().all(|s| *s == 429) {
+            break;
+        }
     }
     assert!(
         statuses.iter().all(|s| *s == 401 || *s == 429),
         "{statuses:?}"
     );
-    // Each worker keeps its own budget (30 at once in envoy/local/auth.json).
-    let refused = statuses.iter().filter(|s| **s == 401).count();
+    // Each worker keeps its own budget: 30 at once in envoy/local/auth.json,
+    // one more a second.
+    let refused = statuses.iter().filter(|s| **s == 401).count() as u64;
+    let allowed = 2 * (30 + started.elapsed().as_secs() + 1);
     assert!(
-        refused <= 2 * 32,
-        "{refused} refusals answered 401: {statuses:?}"
+        refused <= allowed,
+        "{refused} answered 401 (at most {allowed}): {statuses:?}"
     );
-    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert!(statuses.ends_with(&[429; 10]), "{statuses:?}");
     // A token the proxy verified before still works for the same client.
     assert_eq!(get(&mesh, &good, &[]).status, 200);
 }

@@ -20,44 +20,116 @@ fn echoed_headers(body: &serde_json::Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn smoke(layout: Layout) {
-    let mut options = MeshOptions::for_test();
-    options.layout = layout;
-    let mesh = Mesh::start(options);
-    let health = mesh.send(&Request::get("/healthz"));
-    assert_eq!(health.status, 200, "{}", health.text());
-    let anonymous = mesh.send(&Request::get("/api/ml/"));
-    assert_eq!(anonymous.status, 401, "{}", anonymous.text());
-    let token = mesh.mint_token("alice", "premium", json!({}));
-    let response = mesh.send(
-        &Request::get("/api/ml/")
-            .header("authorization", &format!("Bearer {token}"))
-            .header("x-auth-sub", "admin"),
+/// Runs `scripts/demo` (the README walkthrough) against `mesh`, as the
+/// README tells a user to against `scripts/up`; panics with its output when
+/// a step differs.
+fn run_demo(mesh: &Mesh) {
+    let root = meshguard_harness::paths::workspace_root();
+    let state_binary = meshguard_harness::paths::service_binary("meshguard-state");
+    let output = std::process::Command::new(root.join("scripts/demo"))
+        .env(
+            "MESHGUARD_URL",
+            format!("http://127.0.0.1:{}", mesh.listener_port()),
+        )
+        .env(
+            "MESHGUARD_ADMIN_URL",
+            format!("http://127.0.0.1:{}", mesh.admin_port()),
+        )
+        .env("MESHGUARD_STATE_URL", mesh.state.url())
+        .env("MESHGUARD_RUN_DIR", mesh.run_dir())
+        .env(
+            "MESHGUARD_BIN",
+            state_binary.parent().expect("the binary's directory"),
+        )
+        .env_remove("MESHGUARD_OTLP_ENDPOINT")
+        .env_remove("MESHGUARD_ADMIN_TOKEN")
+        .env_remove("MESHGUARD_ADMIN_TOKEN_FILE")
+        .output()
+        .expect("run scripts/demo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "scripts/demo failed ({}):\n{stdout}\n{stderr}\n{}",
+        output.status,
+        mesh.logs()
     );
-    assert_eq!(response.status, 200, "{}\n{}", response.text(), mesh.logs());
-    let echoed = echoed_headers(&response.json());
-    let header = |name: &str| {
-        echoed
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
-    assert_eq!(header("x-auth-sub").as_deref(), Some("alice"), "{echoed:?}");
-    assert_eq!(
-        header("x-auth-tier").as_deref(),
-        Some("premium"),
-        "{echoed:?}"
-    );
+    assert!(stdout.contains("All "), "{stdout}");
+    assert!(!stdout.contains("MISMATCH"), "{stdout}");
 }
 
-#[test]
-fn smoke_single_module() {
-    smoke(Layout::SingleModule);
-}
-
-#[test]
-fn smoke_four_filters() {
-    smoke(Layout::FourFilters);
+/// Identity → rate-limit tier → flag targeting → what the upstream
+/// receives, for a user of each tier; the seed flags' tier rules
+/// (flags/default.json) decide some flags for every user of a tier.
+fn four_tiers(mesh: &Mesh) {
+    // (tier, per-minute limit, fraud v3 may be on, advanced analytics may be on)
+    let tiers = [
+        ("free", 10, false, false),
+        ("premium", 50, true, false),
+        ("enterprise", 500, true, true),
+        ("admin", 5000, false, false),
+    ];
+    for (tier, per_minute, fraud_v3, analytics) in tiers {
+        let user = format!("tiered-{tier}");
+        let token = mesh.mint_token(&user, tier, json!({}));
+        let first = mesh.get_as("/api/nlp/", &token);
+        assert_eq!(first.status, 200, "{tier}: {}", first.text());
+        let policy = first.header("ratelimit-policy").unwrap_or_default();
+        assert!(
+            policy.contains(&format!("\"minute\";q={per_minute};w=60")),
+            "{tier}: RateLimit-Policy {policy}"
+        );
+        let seen = echoed_headers(&first.json());
+        let header = |name: &str| {
+            seen.iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(header("x-auth-sub"), user, "{tier}: {seen:?}");
+        assert_eq!(header("x-auth-tier"), tier, "{tier}: {seen:?}");
+        assert_eq!(
+            header("x-feature-nlp-batch-processing"),
+            "on",
+            "{tier}: {seen:?}"
+        );
+        assert_eq!(
+            header("x-feature-gdpr-strict-mode"),
+            "on",
+            "{tier}: {seen:?}"
+        );
+        if !fraud_v3 {
+            assert_eq!(
+                header("x-feature-fraud-detection-v3"),
+                "off",
+                "{tier}: {seen:?}"
+            );
+        }
+        if !analytics {
+            assert_eq!(
+                header("x-feature-advanced-analytics"),
+                "off",
+                "{tier}: {seen:?}"
+            );
+            assert_eq!(
+                header("x-feature-distributed-tracing"),
+                "off",
+                "{tier}: {seen:?}"
+            );
+        }
+        // Percentage rollouts hash the user: the same user, the same variant.
+        let again = echoed_headers(&mesh.get_as("/api/nlp/", &token).json());
+        for flag in ["x-feature-ml-v2", "x-feature-rate-limiting-v2"] {
+            let variant = |headers: &[(String, String)]| {
+                headers
+                    .iter()
+                    .find(|(n, _)| n == flag)
+                    .map(|(_, v)| v.clone())
+            };
+            assert!(variant(&seen).is_some(), "{tier}: no {flag} in {seen:?}");
+            assert_eq!(variant(&seen), variant(&again), "{tier}: {flag} changed");
+        }
+    }
 }
 
 /// 16 random bytes as 32 hex digits (a trace id with random low bits).
@@ -71,9 +143,9 @@ fn random_hex(bytes: usize) -> String {
     buffer.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[test]
-fn a_trace_id_is_the_same_at_the_client_the_upstream_and_in_the_exported_span() {
-    let mesh = Mesh::start(MeshOptions::for_test());
+/// A request's trace id at the client (traceresponse), at the upstream
+/// (traceparent) and in the exported span (the mesh's span log).
+fn one_trace_id_everywhere(mesh: &Mesh) {
     let token = mesh.mint_token("tracy", "enterprise", json!({}));
     let trace_id = random_hex(16);
     // Sampled by the caller: `parent_based` (envoy/local/trace.json) keeps it.
@@ -132,9 +204,8 @@ fn wait_for_status(mesh: &Mesh, path: &str, status: u16, limit: std::time::Durat
     }
 }
 
-#[test]
-fn health_answers_say_whether_envoy_and_the_upstreams_can_serve() {
-    let mut mesh = Mesh::start(MeshOptions::for_test());
+/// `/healthz` and `/healthz/upstreams`; takes the ml service down (last).
+fn health_answers(mesh: &mut Mesh) {
     // A load balancer probing every second for a minute: never limited.
     for _ in 0..30 {
         let probe = mesh.send(&Request::get("/healthz"));
@@ -143,9 +214,9 @@ fn health_answers_say_whether_envoy_and_the_upstreams_can_serve() {
     assert_eq!(mesh.send(&Request::get("/healthz/upstreams")).status, 200);
 
     // Told to stop taking traffic (before a shutdown): the probe fails first.
-    admin_post(&mesh, "/healthcheck/fail");
+    admin_post(mesh, "/healthcheck/fail");
     assert_eq!(mesh.send(&Request::get("/healthz")).status, 503);
-    admin_post(&mesh, "/healthcheck/ok");
+    admin_post(mesh, "/healthcheck/ok");
     assert_eq!(mesh.send(&Request::get("/healthz")).status, 200);
 
     // A service with no healthy host: the upstream answer turns 503, the
@@ -153,7 +224,7 @@ fn health_answers_say_whether_envoy_and_the_upstreams_can_serve() {
     mesh.upstreams.instance_mut("ml", 0).kill();
     mesh.upstreams.instance_mut("ml", 1).kill();
     let got = wait_for_status(
-        &mesh,
+        mesh,
         "/healthz/upstreams",
         503,
         std::time::Duration::from_secs(30),
@@ -162,4 +233,23 @@ fn health_answers_say_whether_envoy_and_the_upstreams_can_serve() {
     assert_eq!(mesh.send(&Request::get("/healthz")).status, 200);
     let token = mesh.mint_token("hale", "premium", json!({}));
     assert_eq!(mesh.get_as("/api/nlp/", &token).status, 200);
+}
+
+#[test]
+fn the_single_module_mesh_walks_the_readme_and_every_flow() {
+    let mut mesh = Mesh::start(MeshOptions::for_test());
+    assert_eq!(mesh.layout, Layout::SingleModule);
+    run_demo(&mesh);
+    four_tiers(&mesh);
+    one_trace_id_everywhere(&mesh);
+    health_answers(&mut mesh);
+}
+
+#[test]
+fn the_four_filter_mesh_walks_the_readme() {
+    let mut options = MeshOptions::for_test();
+    options.layout = Layout::FourFilters;
+    let mesh = Mesh::start(options);
+    run_demo(&mesh);
+    four_tiers(&mesh);
 }

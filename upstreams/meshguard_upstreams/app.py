@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .caching import NoStoreByDefault
 from .faults import FaultMiddleware
+from .limits import BodyLimit, max_body_bytes
 from .store import Store
 
 MESHGUARD_HEADER_PREFIXES = ("x-auth-", "x-feature-", "x-variant-", "x-meshguard-")
@@ -150,4 +151,4 @@ def build(
         exception_handlers={HTTPException: http_error},
     )
     # Outside the fault switch: its injected errors are no-store too.
-    return InstanceHeader(NoStoreByDefault(FaultMiddleware(app)), instance)
+    return InstanceHeader(NoStoreByDefault(FaultMiddleware(BodyLimit(app, max_body_bytes()))), instance)

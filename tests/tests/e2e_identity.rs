@@ -305,3 +305,32 @@ fn a_session_seen_while_meshguard_state_is_down_is_reported_when_it_returns() {
     });
     eprintln!("report delivered {took:?} after meshguard-state returned");
 }
+
+#[test]
+fn the_four_filter_layout_carries_groups_and_consents_the_same_way() {
+    let mut options = MeshOptions::for_test();
+    options.layout = meshguard_harness::mesh::Layout::FourFilters;
+    let mesh = Mesh::start(options);
+    set_flag(
+        &mesh,
+        json!({"key": "FEATURE_STAFF_ANALYTICS", "variants": {"on": true, "off": false},
+               "default_variant": "off", "percentage": 100,
+               "weights": [{"variant": "on", "weight": 1}],
+               "rules": [
+                   {"attribute": "group", "op": "not_in", "values": ["staff"], "variant": "off"},
+                   {"attribute": "consent", "op": "not_in", "values": ["analytics"], "variant": "off"}]}),
+    );
+    consent(&mesh, "fred", "analytics", true);
+    let token = mesh.mint_token("fred", "admin", json!({"groups": ["staff"]}));
+    within(Duration::from_secs(5), "groups and consents", || {
+        let headers = seen(&get(&mesh, &token, &[]));
+        headers["x-auth-groups"] == "staff"
+            && headers["x-auth-consents"] == "analytics"
+            && headers["x-feature-staff-analytics"] == "on"
+    });
+    consent(&mesh, "fred", "analytics", false);
+    within(Duration::from_secs(2), "the withdrawal", || {
+        let headers = seen(&get(&mesh, &token, &[]));
+        headers.get("x-auth-consents").is_none() && headers["x-feature-staff-analytics"] == "off"
+    });
+}

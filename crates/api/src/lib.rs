@@ -16,6 +16,7 @@ pub mod limits;
 pub mod ratelimit;
 pub mod revocation;
 pub mod session;
+pub mod time;
 
 pub use error::{ErrorBody, ErrorDetail};
 

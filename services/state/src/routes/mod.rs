@@ -33,9 +33,4 @@ pub fn actor(headers: &HeaderMap, role: &str) -> String {
         .map_or_else(|| role.to_string(), |v| format!("{role}:{v}"))
 }
 
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+pub use meshguard_api::time::now_ms;

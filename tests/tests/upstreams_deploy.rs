@@ -209,7 +209,12 @@ fn unknown_fields(schema: &Value, value: &Value, path: &str, errors: &mut Vec<St
 }
 
 fn istio_documents() -> Vec<(PathBuf, Value)> {
-    let dir = workspace_root().join("envoy/istio");
+    istio_documents_in("envoy/istio")
+}
+
+/// The manifests of one directory (`kubectl apply -f DIR`, not recursive).
+fn istio_documents_in(dir: &str) -> Vec<(PathBuf, Value)> {
+    let dir = workspace_root().join(dir);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("read envoy/istio")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -251,7 +256,26 @@ fn the_istio_manifests_match_istios_crd_schemas() {
         .collect();
     assert!(errors.is_empty(), "{}", errors.join("\n"));
 
-    // One WasmPlugin per plugin of the repository, in the chain's order.
+    // The default deployment: one WasmPlugin, the single module.
+    let wasm_plugins: Vec<&str> = docs
+        .iter()
+        .filter(|(_, d)| d["kind"] == "WasmPlugin")
+        .filter_map(|(_, d)| d["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(wasm_plugins, ["meshguard-chain"]);
+
+    // The alternative (envoy/istio/four-filters/): one WasmPlugin per
+    // plugin of the repository, in the chain's order.
+    let alternative = istio_documents_in("envoy/istio/four-filters");
+    let errors: Vec<String> = alternative
+        .iter()
+        .flat_map(|(file, doc)| {
+            schema_errors(&crds, doc)
+                .into_iter()
+                .map(move |e| format!("{}: {e}", file.display()))
+        })
+        .collect();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
     let order = |doc: &Value| {
         let phase = match doc["spec"]["phase"].as_str() {
             Some("AUTHN") => 0,
@@ -261,7 +285,7 @@ fn the_istio_manifests_match_istios_crd_schemas() {
         };
         (phase, -doc["spec"]["priority"].as_i64().unwrap_or(0))
     };
-    let mut plugins: Vec<&Value> = docs
+    let mut plugins: Vec<&Value> = alternative
         .iter()
         .map(|(_, d)| d)
         .filter(|d| d["kind"] == "WasmPlugin")
@@ -282,6 +306,20 @@ fn the_istio_manifests_match_istios_crd_schemas() {
         .filter(|n| workspace_root().join("plugins").join(n).is_dir())
         .collect();
     assert_eq!(names, expected);
+    // Both layouts configure the policies alike: each section of the single
+    // module's pluginConfig is that plugin's pluginConfig.
+    let chain = docs
+        .iter()
+        .find(|(_, d)| d["kind"] == "WasmPlugin")
+        .map(|(_, d)| &d["spec"]["pluginConfig"])
+        .expect("the single module's WasmPlugin");
+    for (plugin, name) in plugins.iter().zip(&names) {
+        assert_eq!(
+            &chain[name.as_str()],
+            &plugin["spec"]["pluginConfig"],
+            "the {name} section of envoy/istio/wasmplugins.yaml"
+        );
+    }
 
     // The check has teeth: values outside the schema are reported.
     let (_, wasm_plugin) = docs

@@ -4,7 +4,7 @@
 //! (vendored in envoy/istio/schemas, with their source in its SOURCE.md).
 
 use meshguard_harness::envoy::{Plugin, Resilience, Service};
-use meshguard_harness::paths::{self, built_plugins, envoy_binary, workspace_root};
+use meshguard_harness::paths::{built_plugins, envoy_binary, workspace_root};
 use meshguard_harness::python::SERVICES;
 use meshguard_harness::EnvoySpec;
 use serde::Deserialize;

@@ -595,6 +595,23 @@ mod tests {
     }
 
     #[test]
+    fn a_log_written_before_the_macs_is_resealed() {
+        let (_d, conn, keys) = setup();
+        fill(&conn, &keys, 40);
+        // As schema version 1 left it: no ordinals, no head seal.
+        conn.execute_batch("UPDATE checkpoints SET n = NULL; DELETE FROM head;")
+            .unwrap();
+        assert!(!verify(&conn, &keys).unwrap().ok);
+        reseal(&conn, &keys).unwrap();
+        let v = verify(&conn, &keys).unwrap();
+        assert!(v.ok, "{:?}", v.problems);
+        // And a cut tail is caught afterwards.
+        conn.execute("DELETE FROM audit WHERE seq = 40", [])
+            .unwrap();
+        assert!(!verify(&conn, &keys).unwrap().ok);
+    }
+
+    #[test]
     fn pruning_keeps_a_checkpoint_as_the_anchor() {
         let (_d, mut conn, keys) = setup();
         fill(&conn, &keys, 40);

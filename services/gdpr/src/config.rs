@@ -2,7 +2,7 @@
 //! the connectors file.
 
 use crate::error::{Error, Result};
-use crate::export;
+use crate::package;
 use clap::Args;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -124,8 +124,8 @@ pub struct Settings {
         long,
         global = true,
         env = "MESHGUARD_GDPR_PACKAGE_TTL_S",
-        default_value_t = export::PACKAGE_TTL_S,
-        value_parser = clap::value_parser!(i64).range(1..=export::PACKAGE_TTL_S)
+        default_value_t = package::PACKAGE_TTL_S,
+        value_parser = clap::value_parser!(i64).range(1..=package::PACKAGE_TTL_S)
     )]
     pub package_ttl_s: i64,
     /// How long an erasure waits after revoking the user's tokens before it
@@ -242,7 +242,7 @@ impl Connector {
             return Err(field("timeout_ms", "must be within 1..=600000"));
         }
         if let Some(c) = &self.category {
-            if !crate::holds::valid_category_name(c) {
+            if !crate::categories::valid_category_name(c) {
                 return Err(field(
                     "category",
                     "lowercase letters, digits, ., - and _ only",

@@ -202,3 +202,58 @@ pub fn kv_set(conn: &Connection, key: &str, value: &str) -> Result<()> {
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_from_before_versions_is_migrated_and_resealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // What the first release wrote: the version 1 tables, no version.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(V1).unwrap();
+            conn.execute(
+                "INSERT INTO audit (seq, at, actor, action, details, prev_hash, hash)
+                 VALUES (1, 'x', 'a', 'b', '{}', 'p', 'h')",
+                [],
+            )
+            .unwrap();
+        }
+        let conn = open(&path).unwrap();
+        let version: usize = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert!(needs_reseal(&conn).unwrap());
+        conn.execute("SELECT n FROM checkpoints", []).ok();
+        let contacts: i64 = conn
+            .query_row("SELECT COUNT(*) FROM contacts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(contacts, 0);
+        drop(conn);
+        // Opening again applies nothing twice.
+        let conn = open(&path).unwrap();
+        let version: usize = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_database_newer_than_the_binary_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .unwrap();
+        }
+        let Err(err) = open(&path) else {
+            panic!("a newer schema must be refused")
+        };
+        assert!(err.to_string().contains("schema version"), "{err}");
+    }
+}

@@ -1,8 +1,8 @@
 //! The package in JSON, CSV or XML, and the readers that parse each back.
 
 use crate::error::{Error, Result};
-use crate::export::{Format, Package, Record};
 use crate::metadata::CategoryInfo;
+use crate::package::{Format, Package, Record};
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::{Reader, Writer};
 
@@ -350,7 +350,7 @@ mod tests {
 
     fn sample() -> Package {
         Package {
-            format: crate::export::PACKAGE_FORMAT.into(),
+            format: crate::package::PACKAGE_FORMAT.into(),
             request_id: "dsr-0123".into(),
             request_kind: "access".into(),
             subject: "ali<ce>&\"x\"".into(),

@@ -8,21 +8,7 @@ use rusqlite::params;
 use serde::Serialize;
 use serde_json::json;
 
-pub const BUILTIN_CATEGORIES: &[&str] = &[
-    "sessions",
-    "location",
-    "rate_limits",
-    "revocations",
-    "consents",
-];
-
-pub fn valid_category_name(c: &str) -> bool {
-    !c.is_empty()
-        && c.len() <= 64
-        && c.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
-        })
-}
+use crate::categories::BUILTIN_CATEGORIES;
 
 pub fn known_categories(core: &Core) -> Result<Vec<String>> {
     let mut all: Vec<String> = BUILTIN_CATEGORIES.iter().map(|s| s.to_string()).collect();

@@ -3,18 +3,8 @@
 //! the data subject's rights.
 
 use crate::config::Connector;
-use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct CategoryInfo {
-    pub category: String,
-    pub description: String,
-    pub purposes: Vec<String>,
-    pub legal_basis: String,
-    pub recipients: Vec<String>,
-    pub retention: String,
-    pub source: String,
-}
+pub use crate::package::CategoryInfo;
 
 fn info(
     category: &str,

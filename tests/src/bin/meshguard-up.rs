@@ -128,6 +128,10 @@ fn print_banner(mesh: &Mesh) {
         mesh.gdpr_port()
     );
     println!(
+        "  GDPR data path     http://127.0.0.1:{}   Envoy: /api/<service>/gdpr/... for meshguard-gdpr only",
+        mesh.gdpr_path_port()
+    );
+    println!(
         "  Python upstreams   /api/<service>/...: ml 8101/8102, nlp 8111/8112, fraud 8121/8122,"
     );
     println!("                     data 8131/8132, blockchain 8141/8142 (fault switches at +1000)");

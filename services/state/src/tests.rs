@@ -48,6 +48,10 @@ impl Store for Fake {
     async fn ping(&self) -> Result<(), StoreError> {
         self.call("ping")
     }
+}
+
+#[async_trait]
+impl RateLimitStore for Fake {
     async fn take(&self, buckets: &Buckets, take: &Take) -> Result<Decision, StoreError> {
         self.call("take")?;
         self.takes
@@ -65,6 +69,10 @@ impl Store for Fake {
     async fn give_back(&self, _: &Buckets, _: u64) -> Result<(), StoreError> {
         self.call("give_back")
     }
+}
+
+#[async_trait]
+impl RevocationStore for Fake {
     async fn revoke(&self, revocation: &Revocation) -> Result<Recorded, StoreError> {
         self.call("revoke")?;
         self.revoked.lock().unwrap().push(revocation.clone());
@@ -81,6 +89,10 @@ impl Store for Fake {
             more: false,
         })
     }
+}
+
+#[async_trait]
+impl SessionStore for Fake {
     async fn register_session(&self, _: &SessionInfo, _: u32) -> Result<Registered, StoreError> {
         self.call("register")?;
         Ok(Registered {
@@ -121,6 +133,10 @@ impl Store for Fake {
         self.call("end")?;
         Ok(true)
     }
+}
+
+#[async_trait]
+impl FlagStore for Fake {
     async fn change_flags(
         &self,
         _: &[FlagDefinition],
@@ -141,6 +157,10 @@ impl Store for Fake {
             flags: vec![],
         })
     }
+}
+
+#[async_trait]
+impl AuditStore for Fake {
     async fn audit(&self, _: &NewAuditEvent) -> Result<String, StoreError> {
         self.call("audit")?;
         Ok("1-0".into())
@@ -149,6 +169,17 @@ impl Store for Fake {
         self.call("read_audit")?;
         Ok(vec![])
     }
+    async fn index_user(&self, _: &str, _: &[String]) -> Result<(), StoreError> {
+        self.call("index_user")
+    }
+    async fn user_index(&self, _: &str) -> Result<Vec<String>, StoreError> {
+        self.call("user_index")?;
+        Ok(vec![])
+    }
+}
+
+#[async_trait]
+impl ConsentStore for Fake {
     async fn consents(
         &self,
         users: &[String],
@@ -158,13 +189,6 @@ impl Store for Fake {
             .iter()
             .map(|u| (u.clone(), vec!["analytics".to_string()]))
             .collect())
-    }
-    async fn index_user(&self, _: &str, _: &[String]) -> Result<(), StoreError> {
-        self.call("index_user")
-    }
-    async fn user_index(&self, _: &str) -> Result<Vec<String>, StoreError> {
-        self.call("user_index")?;
-        Ok(vec![])
     }
 }
 

@@ -425,7 +425,8 @@ fn w3c_suite_cases_at_level_2() {
     let tp_tab_after = format!("{TP}\t");
     let tp_ows_both = format!("\t {TP} \t");
     // traceparent: continued (true) or a new trace (false).
-    let traceparent_cases: Vec<(&str, Vec<(&str, &str)>, bool)> = vec![
+    type Headers<'a> = Vec<(&'a str, &'a str)>;
+    let traceparent_cases: Vec<(&str, Headers, bool)> = vec![
         ("included", vec![("traceparent", TP)], true),
         (
             "duplicated",

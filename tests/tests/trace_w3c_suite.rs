@@ -17,7 +17,7 @@
 
 use meshguard_harness::ports::free_port;
 use meshguard_harness::{paths, Envoy, EnvoySpec, Plugin, Request};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
@@ -98,7 +98,7 @@ struct SuiteRun {
     output: String,
 }
 
-fn run_suite(checkout: &PathBuf, layout: &str) -> SuiteRun {
+fn run_suite(checkout: &Path, layout: &str) -> SuiteRun {
     let harness_port = free_port();
     let egress = Envoy::start(
         EnvoySpec::new()

@@ -703,6 +703,22 @@ fn the_self_service_path_takes_the_subject_from_the_proxy_only() {
     assert_eq!(other.status, 404, "{}", other.text());
     let own = send(Request::get(&format!("/privacy/requests/{id}")).header("x-auth-sub", "ivan"));
     assert_eq!(own.status, 200, "{}", own.text());
+    // The subject records their own address; an operator-filed request
+    // about them then mails the code there.
+    let put = |sub: Option<&str>| {
+        let mut r = Request::post("/privacy/contact", r#"{"email": "ivan@example.org"}"#)
+            .header("content-type", "application/json");
+        r.method = "PUT".into();
+        if let Some(sub) = sub {
+            r = r.header("x-auth-sub", sub);
+        }
+        send(r)
+    };
+    assert_eq!(put(None).status, 401);
+    let set = put(Some("ivan"));
+    assert_eq!(set.status, 200, "{}", set.text());
+    let created = g.ok(&["request", "create", "--kind", "erasure", "--user", "ivan"]);
+    assert_eq!(created["email"], "ivan@example.org");
     // A client-chosen `user` field is refused, not used.
     let smuggled = send(
         Request::post(

@@ -101,6 +101,32 @@ async fn status(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ContactBody {
+    email: String,
+}
+
+/// The subject records their own address (a claim made with their verified
+/// identity): where codes for operator-filed requests about them go.
+async fn contact(
+    State(settings): State<Settings>,
+    headers: HeaderMap,
+    b: std::result::Result<Json<ContactBody>, JsonRejection>,
+) -> Result<impl IntoResponse> {
+    let user = subject(&headers)?;
+    let email = body(b)?.email;
+    blocking(&settings, move |core| {
+        crate::contacts::set(
+            core,
+            &user,
+            &email,
+            "the subject, through the proxy with their own token",
+        )
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ExportBody {
     format: String,
 }
@@ -153,6 +179,7 @@ pub fn router(settings: Settings, public_url: String) -> Router {
         .route("/privacy/requests/{id}", get(status))
         .route("/privacy/requests/{id}/export", post(export_own))
         .route("/privacy/packages/{token}", get(package))
+        .route("/privacy/contact", axum::routing::put(contact))
         .layer(Extension(Links(public_url)))
         // Personal answers: no shared cache (the proxy's included) keeps one.
         .layer(axum::middleware::map_response(

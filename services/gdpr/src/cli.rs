@@ -26,50 +26,83 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a fresh secret key (keep it apart from the database and back it up).
+    #[command(after_help = "Example:\n  meshguard-gdpr keygen /etc/meshguard/gdpr.key")]
     Keygen { path: PathBuf },
     /// File, verify and follow data-subject requests.
     #[command(subcommand)]
+    #[command(
+        after_help = "Example:\n  meshguard-gdpr request create --kind erasure --user alice"
+    )]
     Request(RequestCommand),
     /// Answer a verified access or portability request with a package.
+    #[command(after_help = "Example:\n  meshguard-gdpr export dsr-9a1b2c --format csv")]
     Export {
         request: String,
         #[arg(long, value_enum, default_value = "json")]
         format: Format,
     },
     /// Carry out (or resume) a verified erasure request.
+    #[command(after_help = "Example:\n  meshguard-gdpr erase dsr-5f0c1d")]
     Erase { request: String },
     /// The erasure steps of a request and their status.
+    #[command(after_help = "Example:\n  meshguard-gdpr steps dsr-5f0c1d")]
     Steps { request: String },
     /// The subject's contact address, from the subject's own records.
     #[command(subcommand)]
+    #[command(
+        after_help = "Example:\n  meshguard-gdpr contact set --user alice --email alice@example.org --source \"account 4411\""
+    )]
     Contact(ContactCommand),
     /// Legal holds (Art. 17(3)) that block erasure of a category.
     #[command(subcommand)]
+    #[command(
+        after_help = "Example:\n  meshguard-gdpr hold add --user carol --category sessions --reason \"pending litigation\""
+    )]
     Hold(HoldCommand),
     /// Consent records.
     #[command(subcommand)]
+    #[command(after_help = "Example:\n  meshguard-gdpr consent show --user alice")]
     Consent(ConsentCommand),
     /// The audit log.
     #[command(subcommand)]
+    #[command(after_help = "Example:\n  meshguard-gdpr audit verify")]
     Audit(AuditCommand),
     /// Delete expired export packages.
+    #[command(after_help = "Example:\n  meshguard-gdpr prune-packages")]
     PrunePackages,
     /// Remove not-before cutoffs kept after erasures once their tokens expired.
+    #[command(after_help = "Example:\n  meshguard-gdpr sweep")]
     Sweep,
     /// Was this identifier erased? Shows the proofs, checked.
+    #[command(after_help = "Example:\n  meshguard-gdpr proof --user alice")]
     Proof {
         #[arg(long)]
         user: String,
     },
     /// Parse a package (JSON, CSV or XML, by extension) and print it as JSON.
+    #[command(after_help = "Example:\n  meshguard-gdpr inspect-package package-dsr-9a1b2c.csv")]
     InspectPackage { path: PathBuf },
     /// Serve the HTTP API.
+    #[command(
+        after_help = "Example:\n  meshguard-gdpr serve --listen 127.0.0.1:7071 --admin-token-file gdpr-admin-token"
+    )]
     Serve(crate::serve::ServeArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  meshguard-gdpr completions bash > /etc/bash_completion.d/meshguard-gdpr\n  meshguard-gdpr completions fish > ~/.config/fish/completions/meshguard-gdpr.fish"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ContactCommand {
     /// Record where verification codes for this subject go.
+    #[command(
+        after_help = "Example:\n  meshguard-gdpr contact set --user alice --email alice@example.org --source \"account 4411, verified 2025-03-02\""
+    )]
     Set {
         #[arg(long)]
         user: String,
@@ -84,6 +117,9 @@ pub enum ContactCommand {
 #[derive(Debug, Subcommand)]
 pub enum RequestCommand {
     /// File a request and send the subject a verification code.
+    #[command(
+        after_help = "Example:\n  meshguard-gdpr request create --kind access --user alice --received-at 2026-12-01"
+    )]
     Create {
         #[arg(long, value_enum)]
         kind: Kind,
@@ -95,18 +131,20 @@ pub enum RequestCommand {
         received_at: Option<String>,
     },
     /// Send a new code (the old one stops working).
-    SendCode {
-        request: String,
-    },
+    #[command(after_help = "Example:\n  meshguard-gdpr request send-code dsr-9a1b2c")]
+    SendCode { request: String },
     /// Check the code the subject gives back.
+    #[command(after_help = "Example:\n  meshguard-gdpr request verify dsr-9a1b2c --code 123456")]
     Verify {
         request: String,
         #[arg(long)]
         code: String,
     },
-    Status {
-        request: String,
-    },
+    /// A request: its kind, status, deadline and proof.
+    #[command(after_help = "Example:\n  meshguard-gdpr request status dsr-9a1b2c")]
+    Status { request: String },
+    /// Requests, soonest deadline first.
+    #[command(after_help = "Example:\n  meshguard-gdpr request list --overdue")]
     List {
         /// Only open requests past their deadline.
         #[arg(long)]
@@ -115,6 +153,9 @@ pub enum RequestCommand {
         status: Option<String>,
     },
     /// Extend the deadline by one or two months (Art. 12(3)), with the reason.
+    #[command(
+        after_help = "Example:\n  meshguard-gdpr request extend dsr-9a1b2c --months 1 --reason \"complex request, many systems\""
+    )]
     Extend {
         request: String,
         #[arg(long)]
@@ -122,6 +163,10 @@ pub enum RequestCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Refuse a request, with the reason the subject is told.
+    #[command(
+        after_help = "Example:\n  meshguard-gdpr request reject dsr-9a1b2c --reason \"manifestly unfounded\""
+    )]
     Reject {
         request: String,
         #[arg(long)]
@@ -131,6 +176,10 @@ pub enum RequestCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum HoldCommand {
+    /// Keep a category of a subject's data out of erasure.
+    #[command(
+        after_help = "Example:\n  meshguard-gdpr hold add --user carol --category sessions --reason \"pending litigation\""
+    )]
     Add {
         #[arg(long)]
         user: String,
@@ -139,9 +188,11 @@ pub enum HoldCommand {
         #[arg(long)]
         reason: String,
     },
-    Release {
-        id: i64,
-    },
+    /// End a hold; a pending erasure then includes the category.
+    #[command(after_help = "Example:\n  meshguard-gdpr hold release 3")]
+    Release { id: i64 },
+    /// Active holds, of one subject or all.
+    #[command(after_help = "Example:\n  meshguard-gdpr hold list --user carol")]
     List {
         #[arg(long)]
         user: Option<String>,
@@ -150,9 +201,18 @@ pub enum HoldCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ConsentCommand {
+    /// Record that the subject gave consent for a purpose.
+    #[command(
+        after_help = "Example:\n  meshguard-gdpr consent grant --user alice --purpose analytics --notice-version 2026-01 --method web-form"
+    )]
     Grant(ConsentArgs),
+    /// Record a withdrawal; the proxies see it within seconds.
+    #[command(
+        after_help = "Example:\n  meshguard-gdpr consent withdraw --user alice --purpose analytics --notice-version 2026-01 --method email"
+    )]
     Withdraw(ConsentArgs),
     /// Current choices, or the whole history.
+    #[command(after_help = "Example:\n  meshguard-gdpr consent show --user alice --history")]
     Show {
         #[arg(long)]
         user: String,
@@ -178,17 +238,22 @@ pub struct ConsentArgs {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check the whole chain and its checkpoints; names the first broken entry.
+    #[command(after_help = "Example:\n  meshguard-gdpr audit verify")]
     Verify,
     /// Seal a checkpoint at the head.
+    #[command(after_help = "Example:\n  meshguard-gdpr audit checkpoint")]
     Checkpoint,
     /// Delete entries past the retention, keeping a checkpoint as the anchor.
+    #[command(after_help = "Example:\n  meshguard-gdpr audit prune --retention-days 1095")]
     Prune {
         #[arg(long, default_value_t = audit::RETENTION_DAYS)]
         retention_days: i64,
     },
     /// Ingest meshguard-state's audit stream.
+    #[command(after_help = "Example:\n  meshguard-gdpr audit ingest")]
     Ingest,
     /// Print entries (no personal data in them).
+    #[command(after_help = "Example:\n  meshguard-gdpr audit show --since 120")]
     Show {
         #[arg(long, default_value_t = 0)]
         since: i64,
@@ -209,6 +274,17 @@ pub fn run(cli: Cli) -> Result<()> {
             print(&json!({"key_file": path}))
         }
         Command::Serve(args) => crate::serve::main(s.clone(), args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut command = Cli::command();
+            clap_complete::generate(
+                shell,
+                &mut command,
+                "meshguard-gdpr",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Command::Request(rc) => {
             let mut core = Core::open(s)?;
             match rc {
@@ -352,6 +428,52 @@ pub fn run(cli: Cli) -> Result<()> {
             crate::core::check_user(&user)?;
             let core = Core::open(s)?;
             print(&erase::proofs_for(&core, &user)?)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every subcommand says what it does in one line and shows an example.
+    #[test]
+    fn every_subcommand_has_a_description_and_an_example() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path}: no description"));
+                }
+                let example = sub.get_after_help().map(|h| h.to_string());
+                if !example.is_some_and(|h| h.contains("Example")) {
+                    missing.push(format!("{path}: no example"));
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "meshguard-gdpr", &mut missing);
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
+
+    #[test]
+    fn completions_cover_every_subcommand() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "meshguard-gdpr", &mut script);
+            let script = String::from_utf8(script).unwrap();
+            for name in ["request", "erase", "inspect-package", "completions"] {
+                assert!(
+                    script.contains(name),
+                    "{name} missing from the {shell} completions"
+                );
+            }
         }
     }
 }

@@ -262,10 +262,14 @@ fn hold_step(core: &mut Core, request: &Request, step: &Step, reason: &str) -> R
 }
 
 fn run_pending(core: &mut Core, request: &Request, user: &str) -> Result<()> {
-    for step in steps(core, &request.id)? {
+    let all = steps(core, &request.id)?;
+    let bar = crate::progress::bar("erasing", all.len() as u64);
+    for step in all {
+        bar.inc(1);
         if step.status != "pending" {
             continue;
         }
+        bar.set_message(step.step.clone());
         // Read per step: a hold may be added from another process meanwhile.
         let held = holds::active(core, &request.subject_mac)?;
         if let Some((_, reason)) = held.iter().find(|(c, _)| *c == step.category) {
@@ -275,6 +279,7 @@ fn run_pending(core: &mut Core, request: &Request, user: &str) -> Result<()> {
         let detail = execute(core, request, user, &step)?;
         mark_done(core, request, &step, detail)?;
     }
+    bar.finish_and_clear();
     Ok(())
 }
 

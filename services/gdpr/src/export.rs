@@ -10,7 +10,6 @@ use crate::metadata;
 pub use crate::package::{Format, Package, Record, PACKAGE_FORMAT};
 use crate::requests::{self, Kind, Request};
 use crate::{connectors, formats, keys, time, userdata};
-use indicatif::{ProgressBar, ProgressStyle};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -71,17 +70,6 @@ fn redis_records(entry: &str, value: &Value, out: &mut Vec<Record>) {
     }
 }
 
-fn progress(len: u64) -> ProgressBar {
-    // Drawn only when stderr is a terminal.
-    let bar = ProgressBar::new(len);
-    if let Ok(style) =
-        ProgressStyle::with_template("{spinner} collecting [{bar:30}] {pos}/{len} {msg}")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
-}
-
 /// Everything held about `user`, from Redis and every connector.
 pub fn collect(
     core: &Core,
@@ -90,7 +78,7 @@ pub fn collect(
 ) -> Result<(Vec<Record>, BTreeSet<String>)> {
     let mut con = core.redis()?;
     let entries = userdata::find(&mut con, user)?;
-    let bar = progress((entries.len() + connectors.len()) as u64);
+    let bar = crate::progress::bar("collecting", (entries.len() + connectors.len()) as u64);
     let mut records = Vec::new();
     let mut categories = BTreeSet::new();
     for entry in &entries {

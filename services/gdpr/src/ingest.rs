@@ -18,6 +18,7 @@ pub fn run(core: &mut Core) -> Result<u64> {
         .into();
     let base = core.settings.state_url.trim_end_matches('/').to_string();
     let mut ingested = 0;
+    let bar = crate::progress::counter("ingested state audit events");
     loop {
         let since = crate::db::kv_get(&core.conn, CURSOR)?.unwrap_or_else(|| "0".into());
         let mut response = agent
@@ -36,6 +37,7 @@ pub fn run(core: &mut Core) -> Result<u64> {
             .map_err(|e| Error::Unavailable(format!("meshguard-state audit stream: {e}")))?;
         let events = page["events"].as_array().cloned().unwrap_or_default();
         if events.is_empty() {
+            bar.finish_and_clear();
             return Ok(ingested);
         }
         let tx = core.conn.transaction()?;
@@ -52,6 +54,7 @@ pub fn run(core: &mut Core) -> Result<u64> {
             )?;
             ingested += 1;
         }
+        bar.inc(events.len() as u64);
         let cursor = page["cursor"].as_str().unwrap_or(&since).to_string();
         crate::db::kv_set(&tx, CURSOR, &cursor)?;
         tx.commit()?;

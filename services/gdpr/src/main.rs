@@ -23,6 +23,7 @@ mod metadata;
 mod metrics;
 mod notify;
 mod package;
+mod progress;
 mod requests;
 mod selfservice;
 mod serve;

@@ -27,6 +27,10 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
+/// Largest session report batch sent (meshguard-state takes 64 KiB bodies
+/// by default).
+const MAX_REPORT_BATCH_BYTES: usize = 48 * 1024;
+
 /// Largest JWKS body read from the cluster.
 const MAX_JWKS_BYTES: usize = 1 << 20;
 
@@ -227,16 +231,28 @@ impl AuthRoot {
         let Ok(mut buffer) = runtime.activity.try_borrow_mut() else {
             return;
         };
-        let batch = buffer.take(ac.max_per_interval);
+        let mut batch = buffer.take(ac.max_per_interval);
         if batch.is_empty() {
             return;
         }
-        let body = serde_json::to_vec(&SessionReports {
-            reports: batch
-                .iter()
-                .filter_map(|r| serde_json::to_value(r).ok())
-                .collect(),
-        });
+        // Within meshguard-state's body limit: what does not fit waits.
+        let mut reports = Vec::with_capacity(batch.len());
+        let (mut size, mut taken) = (0, 0);
+        for report in &batch {
+            let value = serde_json::to_value(report).unwrap_or_default();
+            size += value.to_string().len() + 1;
+            if size > MAX_REPORT_BATCH_BYTES && taken > 0 {
+                break;
+            }
+            taken += 1;
+            reports.push(value);
+        }
+        let rest = batch.split_off(taken);
+        runtime
+            .stats
+            .activity_dropped
+            .add(buffer.put_back(rest) as u64);
+        let body = serde_json::to_vec(&SessionReports { reports });
         let sent = body.ok().and_then(|body| {
             client
                 .dispatch("POST", "/v1/sessions/reports", Some(&body), &[])
@@ -265,8 +281,13 @@ impl AuthRoot {
         let outcome = client.outcome(body_size);
         // A 4xx will not get better by repeating it; anything else is retried.
         let status = outcome.status.unwrap_or(0);
-        if outcome.is_success() || (400..500).contains(&status) {
+        if outcome.is_success() {
             runtime.stats.activity_reported.add(batch.len() as u64);
+            return;
+        }
+        if (400..500).contains(&status) {
+            log::warn!("auth: session reports refused with status {status}");
+            runtime.stats.activity_dropped.add(batch.len() as u64);
             return;
         }
         if let Ok(mut buffer) = runtime.activity.try_borrow_mut() {

@@ -226,6 +226,16 @@ impl Compose {
         )
     }
 
+    /// Mints dev tokens on the host with the stack's key (read once from the
+    /// secrets volume): the same claims as [`Compose::mint_token`], without a
+    /// container exec per token.
+    pub fn minter(&self) -> Minter {
+        let key = self.exec("meshguard-state", &["cat", "/run/meshguard/dev-jwt-key"]);
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("dev-jwt-key"), key).expect("write the key");
+        Minter { dir }
+    }
+
     /// `meshguard-state ARGS` (the operator CLI) inside its container.
     pub fn state_cli(&self, args: &[&str]) -> String {
         let mut all = vec!["meshguard-state"];
@@ -272,6 +282,17 @@ impl Drop for Compose {
             return;
         }
         let _ = self.run(&["down", "-v", "--remove-orphans", "-t", "5"]);
+    }
+}
+
+/// Dev tokens for one stack's key (see [`Compose::minter`]).
+pub struct Minter {
+    dir: tempfile::TempDir,
+}
+
+impl Minter {
+    pub fn mint(&self, sub: &str, tier: &str) -> String {
+        crate::mesh::mint_dev_token(self.dir.path(), sub, tier, serde_json::Value::Null)
     }
 }
 
@@ -363,8 +384,7 @@ impl Load {
         for thread in self.threads {
             let _ = thread.join();
         }
-        let samples = self.samples.lock().map(|s| s.clone()).unwrap_or_default();
-        samples
+        self.samples.lock().map(|s| s.clone()).unwrap_or_default()
     }
 }
 

@@ -74,6 +74,11 @@ fn compose_spec() -> EnvoySpec {
     names.sort();
     spec.vm_env_keys = names;
     spec = spec.cluster_at("meshguard_state", "meshguard-state", 7070);
+    // Data subjects' own requests, through the chain to meshguard-gdpr's
+    // self-service listener (docs/gdpr.md).
+    spec = spec
+        .cluster_at("meshguard_gdpr_self", "meshguard-gdpr", 7072)
+        .route("/privacy/", "meshguard_gdpr_self");
     spec = spec.plugin(Plugin {
         name: "chain".into(),
         path: PathBuf::from(format!("{COMPOSE_PLUGIN_DIR}meshguard_chain.wasm")),

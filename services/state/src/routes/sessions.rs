@@ -283,6 +283,9 @@ pub async fn end(
     }))
 }
 
+/// Reports one batch may carry (a proxy sends at most a few hundred).
+const MAX_REPORTS: usize = 1_000;
+
 /// Reports a proxy may hold back while meshguard-state is away: first-seen
 /// times older than this are clamped to it (they still order the batch).
 const MAX_REPORT_AGE_MS: u64 = 3_600_000;
@@ -337,6 +340,11 @@ pub async fn reports(
     State(state): State<AppState>,
     ApiJson(batch): ApiJson<SessionReports>,
 ) -> ApiResult<Json<SessionReportsAnswer>> {
+    if batch.reports.len() > MAX_REPORTS {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_REPORTS} reports per batch"
+        )));
+    }
     let now = now_ms();
     let mut answer = SessionReportsAnswer {
         applied: 0,

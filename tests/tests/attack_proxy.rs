@@ -140,6 +140,38 @@ fn path_rules_hold_for_every_spelling_of_the_path() {
             ));
         }
     }
+    // The upstreams' data-subject endpoints stay closed to clients however
+    // the path is spelled (the public listener answers 404 itself).
+    for path in [
+        "/api/ml/%67dpr/users/alice",
+        "/api/ml//gdpr/users/alice",
+        "/api/ml/x/../gdpr/users/alice",
+        "/api/ml/./gdpr/users/alice",
+        "//api/ml/gdpr/users/alice",
+    ] {
+        let response = mesh.send(&Request::get(path).header("authorization", &bearer(&unscoped)));
+        if response.status != 404 || reached_upstream(&response) {
+            failures.push(format!("{path}: {} {}", response.status, response.text()));
+        }
+    }
+    // A public or exempt path in front of a protected one is no way around
+    // auth or the rate limiter.
+    let response = mesh.send(&Request::get("/healthz/../api/ml/"));
+    if response.status != 401 || reached_upstream(&response) {
+        failures.push(format!(
+            "/healthz/../api/ml/ without a token: {}",
+            response.status
+        ));
+    }
+    let token = mesh.mint_token("via-healthz", "free", json!({}));
+    let response = mesh.get_as("/healthz/../api/ml/", &token);
+    if !reached_upstream(&response) || minute_remaining(&response) != Some(5) {
+        failures.push(format!(
+            "/healthz/../api/ml/: {} remaining {:?} (5 charged leaves 5)",
+            response.status,
+            minute_remaining(&response)
+        ));
+    }
     assert!(failures.is_empty(), "{failures:#?}");
 }
 

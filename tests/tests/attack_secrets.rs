@@ -125,6 +125,11 @@ fn assert_admin_shows_no_secret(layout: Layout) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Envoy's own log (the plugins log at debug here) names no secret either.
+    let log = mesh.envoy.log();
+    for (what, spelled) in spellings(mesh.run_dir()) {
+        assert!(!log.contains(&spelled), "Envoy's log shows {what}");
+    }
 }
 
 #[test]

@@ -461,6 +461,15 @@ fn malformed_and_oversized_headers_get_4xx_and_the_plugins_keep_serving(mesh: &M
             .concat()),
         ),
         (
+            "Envoy's own control headers (a 1 ms timeout, 50 retries, internal, forced trace)",
+            get(format!(
+                "{auth}x-envoy-upstream-rq-timeout-ms: 1\r\n\
+                 x-envoy-upstream-rq-per-try-timeout-ms: 1\r\nx-envoy-max-retries: 50\r\n\
+                 x-envoy-retry-on: 5xx,reset\r\nx-envoy-internal: true\r\nx-envoy-force-trace: true\r\n"
+            )
+            .as_bytes()),
+        ),
+        (
             "a 200-member tracestate",
             get(format!(
                 "{auth}tracestate: {}\r\n",

@@ -246,7 +246,7 @@ impl Compose {
     /// A GET of Envoy's admin endpoint (loopback of the Envoy container).
     pub fn envoy_admin(&self, path: &str) -> String {
         let script = format!(
-            "exec 3<>/dev/tcp/127.0.0.1/9901 && printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3"
+            "exec 3<>/dev/tcp/127.0.0.1/9901 && printf 'GET {path} HTTP/1.1\\r\\nhost: localhost\\r\\nconnection: close\\r\\n\\r\\n' >&3 && cat <&3"
         );
         self.exec("envoy", &["bash", "-c", &script])
     }

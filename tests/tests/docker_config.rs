@@ -7,7 +7,7 @@
 //! `MESHGUARD_BLESS=1 cargo test -p meshguard-harness --test docker_config`
 //! regenerates the file.
 
-use meshguard_harness::envoy::{Host, Plugin, Service};
+use meshguard_harness::envoy::{Cache, Host, Plugin, Service};
 use meshguard_harness::mesh::CHAIN;
 use meshguard_harness::paths::{self, envoy_binary, workspace_root};
 use meshguard_harness::python::SERVICES;
@@ -68,6 +68,11 @@ fn compose_spec() -> EnvoySpec {
     spec.admin_address = Some("127.0.0.1".into());
     spec.gdpr_listener_port = Some(COMPOSE_GDPR_PORT);
     spec.gdpr_listen_address = Some("0.0.0.0".into());
+    // Envoy's response cache on the tmpfs docker-compose.yaml mounts there.
+    spec.cache = Some(Cache {
+        path: PathBuf::from("/var/cache/meshguard-envoy"),
+        memory: false,
+    });
     let config = chain_config();
     let mut names = Vec::new();
     env_references(&config, &mut names);

@@ -5,7 +5,7 @@
 //! Run by scripts/test's Docker step:
 //!   cargo test -p meshguard-harness --test docker_quickstart -- --ignored
 
-use meshguard_harness::docker::{Compose, ComposeOptions};
+use meshguard_harness::docker::{docker_ok, Compose, ComposeOptions};
 use meshguard_harness::Request;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,31 @@ fn bearer(token: &str) -> String {
 #[ignore = "needs Docker and scripts/images; scripts/test runs it"]
 fn the_readme_compose_quickstart_gives_the_documented_answers() {
     let stack = Compose::up("quickstart", ComposeOptions::default());
+
+    // Every long-running service passes its own health check (the compose
+    // file's probes work in these images).
+    for service in [
+        "envoy",
+        "redis",
+        "meshguard-state",
+        "meshguard-gdpr",
+        "ml-1",
+        "blockchain-2",
+    ] {
+        let id = stack.container(service);
+        let start = Instant::now();
+        loop {
+            let health = docker_ok(&["inspect", "-f", "{{.State.Health.Status}}", &id]);
+            if health == "healthy" {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{service} is {health} after 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
 
     // curl -si localhost:10000/healthz
     let health = stack.send(&Request::get("/healthz")).expect("healthz");

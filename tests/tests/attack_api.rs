@@ -174,6 +174,11 @@ fn state_and_gdpr_apis_fuzzed_from_their_openapi_documents_answer_no_5xx() {
 /// returns the status of the response, `None` when the connection closed
 /// without one.
 fn exchange(port: u16, request: &[u8]) -> Option<u16> {
+    exchange_text(port, request).map(|(status, _)| status)
+}
+
+/// The status and the text read with it (head and what came of the body).
+fn exchange_text(port: u16, request: &[u8]) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -183,13 +188,18 @@ fn exchange(port: u16, request: &[u8]) -> Option<u16> {
     let mut raw = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
-        if let Some(end) = raw.windows(2).position(|w| w == b"\r\n") {
-            let line = String::from_utf8_lossy(&raw[..end]).to_string();
-            return line.split(' ').nth(1).and_then(|s| s.parse().ok());
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+        let done = match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => true,
+            Ok(n) => {
+                raw.extend_from_slice(&chunk[..n]);
+                false
+            }
+        };
+        // connection: close: the whole answer once the server closes.
+        if done || raw.len() > 64 * 1024 {
+            let text = String::from_utf8_lossy(&raw).to_string();
+            let status = text.lines().next()?.split(' ').nth(1)?.parse().ok()?;
+            return Some((status, text));
         }
     }
 }
@@ -498,9 +508,12 @@ fn the_gdpr_openapi_document_covers_every_route() {
 
 /// Many operators (or one script) writing at once: SQLite's write lock is
 /// waited for, never answered with a 500 ("database is locked", found by
-/// the fuzz run).
+/// the fuzz run). Only a writer still queued when the busy timeout ends,
+/// on an overloaded machine, is told to come back: 503 with Retry-After.
 #[test]
-fn concurrent_gdpr_writes_get_no_5xx() {
+fn concurrent_gdpr_writes_get_no_500() {
+    /// A 503 that carries Retry-After.
+    const RETRY_LATER: u16 = 0;
     let services = start();
     let port = services.gdpr_server.port;
     let token = services.gdpr_server.admin_token.clone();
@@ -530,7 +543,17 @@ fn concurrent_gdpr_writes_get_no_5xx() {
                 }
                 let path = if i % 3 == 2 { "/v1/holds" } else { "/v1/requests" };
                 let request = with_body("POST", path, &token, "application/json", body.as_bytes());
-                exchange(port, &request)
+                match exchange_text(port, &request) {
+                    // Overload, said as such: the client retries.
+                    Some((503, text)) if text.to_ascii_lowercase().contains("retry-after: 1") => {
+                        Some(RETRY_LATER)
+                    }
+                    Some((status, text)) if status >= 500 => {
+                        eprintln!("{path}: {text}");
+                        Some(status)
+                    }
+                    other => other.map(|(status, _)| status),
+                }
             })
         })
         .collect();
@@ -540,7 +563,7 @@ fn concurrent_gdpr_writes_get_no_5xx() {
         .collect();
     let failed: Vec<_> = statuses
         .iter()
-        .filter(|s| !matches!(s, Some(200..=499)))
+        .filter(|s| !matches!(s, Some(200..=499) | Some(RETRY_LATER)))
         .collect();
     assert!(failed.is_empty(), "{failed:?} of {statuses:?}");
     assert!(

@@ -188,7 +188,7 @@ impl FlagDefinition {
                     "must name one of the variants",
                 );
             }
-            if weights[..i].iter().any(|o| o.variant == w.variant) {
+            if weights.iter().take(i).any(|o| o.variant == w.variant) {
                 return err(format!("{at}[{i}].variant"), "listed twice");
             }
             total += u64::from(w.weight);

@@ -4,7 +4,8 @@
 //! wasi-libc's compares one byte per loop turn: a cached token compared
 //! with the request's (about 250 bytes) cost some 2,000 instructions per
 //! request under V8. Linked before wasi-libc, the definition below replaces
-//! it in every plugin.
+//! it in every plugin. The export is the crate feature `fast-memcmp` (on by
+//! default); `compare_bytes` is always there and tested natively.
 
 /// C's `memcmp` over two slices of the same length: the difference of the
 /// first bytes that differ, else 0. Written without slice comparisons,
@@ -46,7 +47,7 @@ fn word(bytes: &[u8]) -> u64 {
 
 /// # Safety
 /// `a` and `b` must be readable for `n` bytes, as for C's `memcmp`.
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "fast-memcmp"))]
 #[no_mangle]
 pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     // SAFETY: the caller guarantees both are readable for `n` bytes.

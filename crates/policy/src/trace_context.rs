@@ -74,31 +74,34 @@ impl TraceParent {
     pub fn parse(value: &str) -> Result<TraceParent, TraceParentError> {
         let value = value.trim_matches(|c| c == ' ' || c == '\t');
         let bytes = value.as_bytes();
-        if bytes.len() < 55 {
-            return Err(TraceParentError::Length);
-        }
-        let version = parse_hex_byte(&bytes[0..2]).ok_or(TraceParentError::NotLowerHex)?;
+        // The four fields of version 00 as a fixed array: every index below
+        // is checked at compile time.
+        let head: &[u8; 55] = bytes
+            .get(..55)
+            .and_then(|h| h.try_into().ok())
+            .ok_or(TraceParentError::Length)?;
+        let version = parse_hex_byte(&head[0..2]).ok_or(TraceParentError::NotLowerHex)?;
         if version == 0xff {
             return Err(TraceParentError::Version);
         }
-        if bytes[2] != b'-' || bytes[35] != b'-' || bytes[52] != b'-' {
+        if head[2] != b'-' || head[35] != b'-' || head[52] != b'-' {
             return Err(TraceParentError::Delimiter);
         }
-        if bytes.len() > 55 {
+        if let Some(&after) = bytes.get(55) {
             // Version 00 has exactly four fields; a later version may append
             // fields, each introduced by a dash.
             if version == 0 {
                 return Err(TraceParentError::TrailingData);
             }
-            if bytes[55] != b'-' {
+            if after != b'-' {
                 return Err(TraceParentError::Delimiter);
             }
         }
         let mut trace_id = [0u8; 16];
-        decode_hex(&bytes[3..35], &mut trace_id).ok_or(TraceParentError::NotLowerHex)?;
+        decode_hex(&head[3..35], &mut trace_id).ok_or(TraceParentError::NotLowerHex)?;
         let mut parent_id = [0u8; 8];
-        decode_hex(&bytes[36..52], &mut parent_id).ok_or(TraceParentError::NotLowerHex)?;
-        let flags = parse_hex_byte(&bytes[53..55]).ok_or(TraceParentError::NotLowerHex)?;
+        decode_hex(&head[36..52], &mut parent_id).ok_or(TraceParentError::NotLowerHex)?;
+        let flags = parse_hex_byte(&head[53..55]).ok_or(TraceParentError::NotLowerHex)?;
         let parsed = TraceParent {
             trace_id: TraceId(trace_id),
             parent_id: SpanId(parent_id),

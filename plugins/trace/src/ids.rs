@@ -55,6 +55,8 @@ fn clock_seed() -> [u8; ID_BYTES] {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+// A nibble (0..=15) indexes the 16 entries of HEX.
+#[allow(clippy::indexing_slicing)]
 fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     for b in bytes {
         out.push(HEX[usize::from(b >> 4)]); // panic-ok: a nibble indexes 16 entries

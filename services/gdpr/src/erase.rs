@@ -106,7 +106,8 @@ fn revoke(core: &Core, user: &str, id: &str) -> Result<Value> {
         )));
     }
     let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    Ok(json!({"not_before": v["revocation"]["not_before"], "cursor": v["cursor"]}))
+    let field = |path: &str| v.pointer(path).cloned().unwrap_or(Value::Null);
+    Ok(json!({"not_before": field("/revocation/not_before"), "cursor": field("/cursor")}))
 }
 
 /// The entry holding the cutoff this erasure relies on: kept until every
@@ -502,7 +503,7 @@ pub fn sweep(core: &mut Core) -> Result<Swept> {
         detail
             .as_deref()
             .and_then(|d| serde_json::from_str::<Value>(d).ok())
-            .and_then(|d| d["until"].as_i64())
+            .and_then(|d| d.get("until").and_then(Value::as_i64))
             .is_none_or(|until| until <= now)
     });
     if due.is_empty() {

@@ -35,7 +35,11 @@ pub fn run(core: &mut Core) -> Result<u64> {
         }
         let page: Value = serde_json::from_str(&body)
             .map_err(|e| Error::Unavailable(format!("meshguard-state audit stream: {e}")))?;
-        let events = page["events"].as_array().cloned().unwrap_or_default();
+        let events = page
+            .get("events")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         if events.is_empty() {
             bar.finish_and_clear();
             return Ok(ingested);
@@ -55,7 +59,11 @@ pub fn run(core: &mut Core) -> Result<u64> {
             ingested += 1;
         }
         bar.inc(events.len() as u64);
-        let cursor = page["cursor"].as_str().unwrap_or(&since).to_string();
+        let cursor = page
+            .get("cursor")
+            .and_then(Value::as_str)
+            .unwrap_or(&since)
+            .to_string();
         crate::db::kv_set(&tx, CURSOR, &cursor)?;
         tx.commit()?;
     }

@@ -328,7 +328,11 @@ fn random_code() -> Result<String> {
     // Rejection sampling keeps the six digits uniform.
     loop {
         let b = random_bytes(4)?;
-        let n = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        let n = b
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_be_bytes)
+            .ok_or_else(|| Error::Internal("random: short read".into()))?;
         if n < 4_294_000_000 {
             return Ok(format!("{:06}", n % 1_000_000));
         }

@@ -68,7 +68,9 @@ fn plugins(metadata: &Value, dir: &Path) -> Result<Vec<Plugin>, String> {
         .ok_or("cargo metadata has no packages")?;
     let mut found = Vec::new();
     for package in packages {
-        let listed = &package["metadata"]["meshguard"]["sdk-default-callbacks"];
+        let listed = package
+            .pointer("/metadata/meshguard/sdk-default-callbacks")
+            .unwrap_or(&serde_json::Value::Null);
         if listed.is_null() {
             continue;
         }

@@ -45,6 +45,8 @@ impl<const N: usize> Reserve<N> {
     /// The buckets as they stand for this worker: the shared TATs with its
     /// unspent tokens given back.
     pub fn view(&self, now: u64) -> [Decision; N] {
+        // `from_fn` calls with i < N, the length of both arrays.
+        #[allow(clippy::indexing_slicing)]
         std::array::from_fn(|i| {
             let quota = &self.quotas[i];
             let tat =

@@ -125,7 +125,7 @@ pub async fn import(
     for (i, flag) in import.flags.iter().enumerate() {
         flag.validate()
             .map_err(|e| invalid(format!("flags[{i}].{e}")))?;
-        if import.flags[..i].iter().any(|f| f.key == flag.key) {
+        if import.flags.iter().take(i).any(|f| f.key == flag.key) {
             return Err(invalid(format!(
                 "flags[{i}].key: {:?} listed twice",
                 flag.key

@@ -33,7 +33,7 @@ where
                     .filter(|(_, choice)| {
                         // `{"granted": true, ...}`; anything else is no consent.
                         serde_json::from_str::<serde_json::Value>(choice)
-                            .is_ok_and(|c| c["granted"] == serde_json::Value::Bool(true))
+                            .is_ok_and(|c| c.get("granted") == Some(&serde_json::Value::Bool(true)))
                     })
                     .map(|(purpose, _)| purpose)
                     .collect();

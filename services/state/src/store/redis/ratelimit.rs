@@ -101,9 +101,11 @@ where
         let reply: Vec<Value> = self
             .run(|mut c| async move { inv.invoke_async(&mut c).await })
             .await?;
-        let head = reply.get(..3).ok_or_else(|| failed("ratelimit"))?;
-        let admitted = int(&head[0]).ok_or_else(|| failed("ratelimit admitted"))? == 1;
-        let granted = u64_of(&head[1]).ok_or_else(|| failed("ratelimit granted"))?;
+        let [admitted, granted, _] = reply.get(..3).unwrap_or_default() else {
+            return Err(failed("ratelimit"));
+        };
+        let admitted = int(admitted).ok_or_else(|| failed("ratelimit admitted"))? == 1;
+        let granted = u64_of(granted).ok_or_else(|| failed("ratelimit granted"))?;
         let mut outcomes = Vec::with_capacity(specs.len());
         for chunk in reply.get(3..).unwrap_or_default().chunks(4) {
             let [allowed, remaining, reset, retry] = chunk else {

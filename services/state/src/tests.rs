@@ -450,10 +450,22 @@ fn the_openapi_document_covers_every_route() {
         let line = line.trim();
         // Paths the plugins share are meshguard-api constants.
         let shared = [
-            ("ratelimit::CHECK_PATH", meshguard_api::ratelimit::CHECK_PATH),
-            ("ratelimit::LEASE_PATH", meshguard_api::ratelimit::LEASE_PATH),
-            ("ratelimit::USAGE_PATH", meshguard_api::ratelimit::USAGE_PATH),
-            ("ratelimit::REFUND_PATH", meshguard_api::ratelimit::REFUND_PATH),
+            (
+                "ratelimit::CHECK_PATH",
+                meshguard_api::ratelimit::CHECK_PATH,
+            ),
+            (
+                "ratelimit::LEASE_PATH",
+                meshguard_api::ratelimit::LEASE_PATH,
+            ),
+            (
+                "ratelimit::USAGE_PATH",
+                meshguard_api::ratelimit::USAGE_PATH,
+            ),
+            (
+                "ratelimit::REFUND_PATH",
+                meshguard_api::ratelimit::REFUND_PATH,
+            ),
         ];
         let constant = line.strip_prefix(".route(").and_then(|rest| {
             shared

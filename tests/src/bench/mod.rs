@@ -10,6 +10,7 @@
 
 pub mod accuracy;
 pub mod admin;
+pub mod cache;
 pub mod figure;
 pub mod instructions;
 pub mod load;

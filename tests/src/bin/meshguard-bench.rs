@@ -50,6 +50,9 @@ enum Area {
     /// What one proxy-wasm host call costs in Envoy: the trivial filter
     /// making it 20 times per request (not part of `all`).
     Calibrate,
+    /// Envoy's response cache: hit rate, upstream requests saved, Envoy CPU
+    /// and latency with and without it (not part of `all`).
+    Cache,
 }
 
 /// Whether the chosen area includes `figure`.
@@ -106,6 +109,12 @@ fn main() {
         report.push_str(&profile::profile_figure(
             options.baseline.as_deref(),
             &options.only,
+        ));
+    }
+    if area == Area::Cache {
+        report.push_str(&meshguard_harness::bench::cache::figure(
+            options.rounds,
+            options.connections,
         ));
     }
     if area == Area::Calibrate {

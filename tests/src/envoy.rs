@@ -145,8 +145,19 @@ pub struct EnvoySpec {
     pub clusters: Vec<Cluster>,
     pub routes: Vec<Route>,
     pub envoy_tracing_cluster: Option<String>,
-    /// Address of the listener and admin; `None` is 127.0.0.1.
+    /// Address of the listener; `None` is 127.0.0.1.
     pub listen_address: Option<String>,
+    /// Address of the admin endpoint; `None` is 127.0.0.1 whatever
+    /// `listen_address` says (its /config_dump is for operators only).
+    pub admin_address: Option<String>,
+    /// Request body limit in bytes; `None` is the template's 1 MiB.
+    pub max_request_bytes: Option<u64>,
+    /// Names of Envoy's environment variables every Meshguard VM gets
+    /// (`host_env_keys`): where `{"env": NAME}` secrets are read.
+    pub vm_env_keys: Vec<String>,
+    /// Envoy's environment: the values of `vm_env_keys`, never rendered.
+    #[serde(skip)]
+    pub env: Vec<(String, String)>,
     pub services: Vec<Service>,
     /// The GDPR data path's listener (`meshguard_gdpr`: only
     /// `/api/<service>/gdpr/...`, no Meshguard filter); `None` renders none.
@@ -181,6 +192,17 @@ impl EnvoySpec {
 
     pub fn plugin(mut self, plugin: Plugin) -> EnvoySpec {
         self.plugins.push(plugin);
+        self
+    }
+
+    /// A secret the plugins read as `{"env": name}`: set in Envoy's
+    /// environment and handed to every Meshguard VM, out of the rendered config.
+    pub fn secret_env(mut self, name: &str, value: &str) -> EnvoySpec {
+        if !self.vm_env_keys.iter().any(|k| k == name) {
+            self.vm_env_keys.push(name.into());
+        }
+        self.env.retain(|(k, _)| k != name);
+        self.env.push((name.into(), value.into()));
         self
     }
 
@@ -298,6 +320,7 @@ impl Envoy {
             None => Command::new(paths::envoy_binary()),
         };
         command
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .arg("-c")
             .arg(&config)
             .args(["--concurrency", &spec.concurrency.max(1).to_string()])

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .caching import NoStoreByDefault
 from .faults import FaultMiddleware
+from .limits import BodyLimit, max_body_bytes
 from .store import Store
 
 MESHGUARD_HEADER_PREFIXES = ("x-auth-", "x-feature-", "x-variant-", "x-meshguard-")
@@ -118,13 +119,20 @@ def build(
             raise BadRequest("user id must be 1..256 characters")
         return user_id
 
+    # The answers echo the id they were asked about and say "no data" in so
+    # many words: meshguard-gdpr counts nothing else (a 404 from a route
+    # that did not match an id is not an answer about the user).
     async def gdpr_export(request: Request) -> JSONResponse:
         user_id = authorize(request)
-        return JSONResponse({"service": service, "user_id": user_id, "records": store.export(user_id)})
+        records = store.export(user_id)
+        return JSONResponse(
+            {"service": service, "user_id": user_id, "no_data": not records, "records": records}
+        )
 
     async def gdpr_erase(request: Request) -> JSONResponse:
         user_id = authorize(request)
-        return JSONResponse({"service": service, "user_id": user_id, "erased": store.erase(user_id)})
+        erased = store.erase(user_id)
+        return JSONResponse({"service": service, "user_id": user_id, "no_data": erased == 0, "erased": erased})
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
@@ -134,11 +142,13 @@ def build(
         routes=[
             Route("/", info, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
-            Route("/gdpr/users/{user_id:str}", gdpr_export, methods=["GET"]),
-            Route("/gdpr/users/{user_id:str}", gdpr_erase, methods=["DELETE"]),
+            # `path`: every valid subject reaches the handler, `/` included
+            # (sent percent-encoded, decoded before routing).
+            Route("/gdpr/users/{user_id:path}", gdpr_export, methods=["GET"]),
+            Route("/gdpr/users/{user_id:path}", gdpr_erase, methods=["DELETE"]),
             *routes(store),
         ],
         exception_handlers={HTTPException: http_error},
     )
     # Outside the fault switch: its injected errors are no-store too.
-    return InstanceHeader(NoStoreByDefault(FaultMiddleware(app)), instance)
+    return InstanceHeader(NoStoreByDefault(FaultMiddleware(BodyLimit(app, max_body_bytes()))), instance)

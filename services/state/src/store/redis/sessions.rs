@@ -18,10 +18,6 @@ fn ended_sessions(user: &str) -> String {
     format!("{}-ended", keys::sessions(user))
 }
 
-/// How long a user's session keys live after their last write: a user not
-/// seen for this long leaves no session data behind.
-const SESSION_KEYS_TTL_MS: u64 = 30 * 24 * 3_600 * 1_000;
-
 #[async_trait]
 impl<C> SessionStore for RedisStore<C>
 where
@@ -139,7 +135,7 @@ where
             .arg(lat)
             .arg(lon)
             .arg(max_sessions)
-            .arg(SESSION_KEYS_TTL_MS)
+            .arg(keys::USER_IDLE_TTL_MS)
             .arg(SESSION_REVOCATION_S);
         let reply: Vec<Value> = self
             .run(|mut c| async move { inv.invoke_async(&mut c).await })

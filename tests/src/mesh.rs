@@ -152,6 +152,12 @@ pub struct MeshOptions {
     /// `None` writes them to `<run dir>/logs/spans.jsonl` through the mesh's
     /// own receiver ([`SpanLog`]).
     pub otlp_endpoint: Option<String>,
+    /// The rate limiter's budget for a meshguard-state call
+    /// (`ratelimit.state.timeout_ms`); `None` keeps `envoy/local/ratelimit.json`'s
+    /// 20 ms. Tests run debug builds of meshguard-state on a busy machine,
+    /// where 20 ms is often missed and the limiter decides on its local
+    /// fallback buckets instead (a different count); they allow 1 s.
+    pub ratelimit_state_timeout_ms: Option<u64>,
 }
 
 impl Default for MeshOptions {
@@ -173,6 +179,7 @@ impl MeshOptions {
             gdpr_revocation_grace_ms: 2_000,
             concurrency: 2,
             otlp_endpoint: None,
+            ratelimit_state_timeout_ms: Some(1_000),
         }
     }
 
@@ -185,6 +192,7 @@ impl MeshOptions {
             otlp_endpoint: std::env::var(OTLP_ENDPOINT_ENV)
                 .ok()
                 .filter(|e| !e.trim().is_empty()),
+            ratelimit_state_timeout_ms: None,
             ..MeshOptions::for_test()
         }
     }
@@ -346,6 +354,12 @@ impl Mesh {
             "authority": collector.authority(),
             "path": collector.path,
         }}});
+        if let Some(timeout_ms) = options.ratelimit_state_timeout_ms {
+            merge_patch(
+                &mut export_patch,
+                &json!({"ratelimit": {"state": {"timeout_ms": timeout_ms}}}),
+            );
+        }
         merge_patch(&mut export_patch, &options.config_patch);
         let plugin_config = assembled_config(&run_dir, &state, &export_patch)?;
         for plugin in plugins(options.layout, &plugin_config) {
@@ -958,5 +972,48 @@ fn append_spans(path: &Path, export: &Value) {
         .open(path)
     {
         let _ = file.write_all(lines.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{merge_patch, Collector};
+    use serde_json::json;
+
+    #[test]
+    fn collector_urls_name_what_is_wrong() {
+        let c = Collector::parse("http://otel.example:4318").expect("valid");
+        assert_eq!(
+            (c.host.as_str(), c.port, c.path.as_str()),
+            ("otel.example", 4318, "/v1/traces")
+        );
+        let c = Collector::parse("http://127.0.0.1:9411/api/traces/").expect("valid");
+        assert_eq!((c.port, c.path.as_str()), (9411, "/api/traces"));
+        assert_eq!(Collector::parse("http://jaeger").expect("valid").port, 80);
+        for (url, why) in [
+            ("https://otel:4318", "http://"),
+            ("otel:4318", "http://"),
+            ("http://otel:99999", "port"),
+            ("http://otel:x", "port"),
+            ("http://:4318", "host"),
+        ] {
+            let error = Collector::parse(url).err().unwrap_or_default();
+            assert!(error.contains(why) && error.contains(url), "{url}: {error}");
+        }
+    }
+
+    #[test]
+    fn merge_patches_follow_rfc_7386() {
+        let mut config = json!({"auth": {"a": 1, "b": {"c": 2}}, "flags": {"x": 1}});
+        merge_patch(
+            &mut config,
+            &json!({"auth": {"b": {"c": 3, "d": 4}, "a": null}, "trace": null}),
+        );
+        assert_eq!(
+            config,
+            json!({"auth": {"b": {"c": 3, "d": 4}}, "flags": {"x": 1}})
+        );
+        merge_patch(&mut config, &serde_json::Value::Null);
+        assert_eq!(config["flags"]["x"], 1);
     }
 }

@@ -4,6 +4,7 @@
 //! four-filter alternative.
 
 use meshguard_harness::mesh::{Layout, Mesh, MeshOptions};
+use meshguard_harness::upstream::RecordingServer;
 use meshguard_harness::Request;
 use serde_json::json;
 
@@ -26,7 +27,13 @@ fn echoed_headers(body: &serde_json::Value) -> Vec<(String, String)> {
 fn run_demo(mesh: &Mesh) {
     let root = meshguard_harness::paths::workspace_root();
     let state_binary = meshguard_harness::paths::service_binary("meshguard-state");
-    let output = std::process::Command::new(root.join("scripts/demo"))
+    let mut demo = std::process::Command::new(root.join("scripts/demo"));
+    // With a collector set, the demo names it instead of reading the span log.
+    match &mesh.span_log {
+        Some(_) => demo.env_remove("MESHGUARD_OTLP_ENDPOINT"),
+        None => demo.env("MESHGUARD_OTLP_ENDPOINT", &mesh.trace_export),
+    };
+    let output = demo
         .env(
             "MESHGUARD_URL",
             format!("http://127.0.0.1:{}", mesh.listener_port()),
@@ -41,7 +48,6 @@ fn run_demo(mesh: &Mesh) {
             "MESHGUARD_BIN",
             state_binary.parent().expect("the binary's directory"),
         )
-        .env_remove("MESHGUARD_OTLP_ENDPOINT")
         .env_remove("MESHGUARD_ADMIN_TOKEN")
         .env_remove("MESHGUARD_ADMIN_TOKEN_FILE")
         .output()
@@ -246,10 +252,44 @@ fn the_single_module_mesh_walks_the_readme_and_every_flow() {
 }
 
 #[test]
-fn the_four_filter_mesh_walks_the_readme() {
+fn the_four_filter_mesh_walks_the_readme_and_exports_to_a_collector() {
+    // What MESHGUARD_OTLP_ENDPOINT gives scripts/up: spans to this collector.
+    let collector = RecordingServer::otlp_collector();
     let mut options = MeshOptions::for_test();
     options.layout = Layout::FourFilters;
+    options.otlp_endpoint = Some(format!("http://127.0.0.1:{}", collector.port));
     let mesh = Mesh::start(options);
+    assert!(mesh.span_log.is_none());
     run_demo(&mesh);
     four_tiers(&mesh);
+
+    let token = mesh.mint_token("collected", "premium", json!({}));
+    let trace_id = random_hex(16);
+    let response = mesh.send(
+        &Request::get("/api/nlp/")
+            .header("authorization", &format!("Bearer {token}"))
+            .header(
+                "traceparent",
+                &format!("00-{trace_id}-{}-01", random_hex(8)),
+            ),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let spans = collector.wait_for_spans(std::time::Duration::from_secs(5), |spans| {
+        spans.iter().any(|s| s["traceId"] == trace_id.as_str())
+    });
+    assert!(
+        spans.iter().any(|s| s["traceId"] == trace_id.as_str()),
+        "no span of {trace_id} at the collector: {spans:?}"
+    );
+    let export = collector.requests();
+    assert!(
+        export
+            .iter()
+            .all(|r| r.method == "POST" && r.path == "/v1/traces"),
+        "{:?}",
+        export
+            .iter()
+            .map(|r| (&r.method, &r.path))
+            .collect::<Vec<_>>()
+    );
 }

@@ -12,7 +12,7 @@ pub use shared::{
 };
 pub const FLAG_DEFS: &str = "mg:{flags}:defs";
 pub const FLAG_VERSION: &str = "mg:{flags}:version";
-pub const GLOBAL_BUCKET: &str = "mg:{rl:global}:tat";
+pub use meshguard_api::ratelimit::GLOBAL_BUCKET;
 /// Never written: fills the script's index slot when only shared buckets
 /// are evaluated (a key must be in the same slot as the others).
 pub const GLOBAL_INDEX: &str = "mg:{rl:global}:index";

@@ -19,27 +19,36 @@ use super::report::{summarize, Summary};
 use super::variants::Variant;
 
 /// Calls `run` for every configuration, `cli.rounds` times, in the order
-/// of `round_order`; `what` names the figure in the progress lines.
+/// of `round_order`; `what` names the figure in the progress lines: a
+/// progress bar on a terminal, one line per run otherwise (CI logs).
 pub fn each_run(
     cli: &Options,
     variants: &[Variant],
     what: &str,
     mut run: impl FnMut(usize, &Variant),
 ) {
+    let bar = indicatif::ProgressBar::new((cli.rounds * variants.len()) as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "bench {what} [{{bar:30}}] {{pos}}/{{len}} {{elapsed}} (about {{eta}} left) {{msg}}"
+    )) {
+        bar.set_style(style.progress_chars("=> "));
+    }
     for round in 0..cli.rounds {
         for i in round_order(variants.len(), round) {
             let Some(variant) = variants.get(i) else {
                 continue;
             };
-            eprintln!(
-                "bench {what}: round {}/{}: {}",
-                round + 1,
-                cli.rounds,
-                variant.name
-            );
+            let line = format!("round {}/{}: {}", round + 1, cli.rounds, variant.name);
+            if bar.is_hidden() {
+                eprintln!("bench {what}: {line}");
+            } else {
+                bar.set_message(line);
+            }
             run(i, variant);
+            bar.inc(1);
         }
     }
+    bar.finish_and_clear();
 }
 
 /// The order configurations run in `round`: forward, then backward, so a

@@ -36,6 +36,35 @@ impl Stack {
         self.send(Request::get(path), token)
     }
 
+    /// A GET whose answer Envoy stores: returns once the file-system cache
+    /// has written the entry (its `size_count` grew), which happens in the
+    /// background after the answer went out.
+    fn get_stored(&self, path: &str, token: &str) -> Response {
+        let before = self.cache_gauge("cache.size_count");
+        let response = self.get(path, token);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.cache_gauge("cache.size_count") <= before {
+            assert!(
+                Instant::now() < deadline,
+                "{path} was not stored: {:?}",
+                response.headers
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        response
+    }
+
+    /// A gauge of the file-system cache, e.g. `cache.size_count`.
+    fn cache_gauge(&self, name: &str) -> u64 {
+        self.mesh
+            .envoy
+            .stats()
+            .iter()
+            .filter(|(stat, _)| stat.starts_with(&format!("{name}.")))
+            .map(|(_, value)| value)
+            .sum()
+    }
+
     fn send(&self, request: Request, token: &str) -> Response {
         self.mesh
             .send(&request.header("authorization", &format!("Bearer {token}")))
@@ -80,7 +109,7 @@ fn a_hit_follows_a_miss_and_is_still_authenticated_and_charged() {
     let before = stack.upstream_requests("data");
     let (hits, misses) = (stack.cache_events("hit"), stack.cache_events("miss"));
 
-    let first = stack.get("/api/data/market/HIT", &token);
+    let first = stack.get_stored("/api/data/market/HIT", &token);
     let body = ok(&first, "miss");
     assert!(!from_cache(&first), "the first answer is the upstream's");
     assert_eq!(
@@ -132,7 +161,7 @@ fn no_answer_reaches_another_user_with_the_cache_warm() {
     let (alice, bob) = (stack.token("alice"), stack.token("bob"));
     let before = stack.upstream_requests("ml");
     // Warm the cache with a shared answer so the same URLs below find entries.
-    ok(&stack.get("/api/data/market/ISO", &alice), "warm");
+    ok(&stack.get_stored("/api/data/market/ISO", &alice), "warm");
     for round in 0..3 {
         for (name, token) in [("alice", &alice), ("bob", &bob)] {
             // GET /api/ml/ answers with what the chain told the upstream,
@@ -178,11 +207,11 @@ fn a_write_is_seen_within_max_age_and_no_cache_revalidates() {
     let token = stack.token("alice");
     let version = |r: &Response| ok(r, "read")["model_version"].as_u64();
     assert_eq!(
-        ok(&stack.get("/api/ml/model", &token), "model")["version"],
+        ok(&stack.get_stored("/api/ml/model", &token), "model")["version"],
         0
     );
     let predict = "/api/ml/predict?features=1.5,2";
-    assert_eq!(version(&stack.get(predict, &token)), Some(0));
+    assert_eq!(version(&stack.get_stored(predict, &token)), Some(0));
     let cached = stack.get(predict, &token);
     assert!(from_cache(&cached), "{:?}", cached.headers);
 
@@ -226,7 +255,7 @@ fn a_write_is_seen_within_max_age_and_no_cache_revalidates() {
 fn a_stale_entry_is_revalidated_with_a_304() {
     let stack = Stack::start();
     let token = stack.token("alice");
-    let first = stack.get("/api/fraud/rules", &token);
+    let first = stack.get_stored("/api/fraud/rules", &token);
     let body = ok(&first, "rules");
     let etag = first.header("etag").expect("an etag").to_string();
     let before = (
@@ -256,7 +285,7 @@ fn a_stale_entry_is_revalidated_with_a_304() {
 
     // Past max-age, Envoy revalidates on its own (market quotes: 2 s; ages
     // are whole seconds, from the upstream's one-second `date`).
-    let quote = ok(&stack.get("/api/data/market/REV", &token), "quote");
+    let quote = ok(&stack.get_stored("/api/data/market/REV", &token), "quote");
     std::thread::sleep(Duration::from_millis(3_300));
     let before_304 = stack.stat("cluster.data.upstream_rq_304");
     let again = stack.get("/api/data/market/REV", &token);
@@ -312,7 +341,7 @@ fn an_error_is_never_served_from_the_cache() {
         stack.mesh.upstreams.instance("data", i).heal();
     }
     // Outlier detection may have ejected a host; the other answers.
-    let healed = stack.get("/api/data/market/ERR", &token);
+    let healed = stack.get_stored("/api/data/market/ERR", &token);
     assert_eq!(healed.status, 200, "{}", healed.text());
     assert!(!from_cache(&healed), "{:?}", healed.headers);
     let cached = stack.get("/api/data/market/ERR", &token);

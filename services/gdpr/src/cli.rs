@@ -440,21 +440,7 @@ mod tests {
     /// Every subcommand says what it does in one line and shows an example.
     #[test]
     fn every_subcommand_has_a_description_and_an_example() {
-        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
-            for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
-                let path = format!("{path} {}", sub.get_name());
-                if sub.get_about().is_none() {
-                    missing.push(format!("{path}: no description"));
-                }
-                let example = sub.get_after_help().map(|h| h.to_string());
-                if !example.is_some_and(|h| h.contains("Example")) {
-                    missing.push(format!("{path}: no example"));
-                }
-                walk(sub, &path, missing);
-            }
-        }
-        let mut missing = Vec::new();
-        walk(&Cli::command(), "meshguard-gdpr", &mut missing);
+        let missing = meshguard_service_kit::cli_help::undocumented(&Cli::command());
         assert!(missing.is_empty(), "{missing:#?}");
     }
 

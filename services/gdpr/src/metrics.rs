@@ -9,23 +9,16 @@
 use crate::config::Settings;
 use crate::core::Core;
 use crate::requests::{self, Kind};
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::CONTENT_TYPE;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::NaiveDate;
-use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
-};
+use meshguard_service_kit::http_metrics::{self, HttpMetrics};
+use prometheus::{Gauge, IntGauge, IntGaugeVec, Opts, Registry};
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
-    requests: IntCounterVec,
-    latency: HistogramVec,
+    pub http: HttpMetrics,
     open: IntGaugeVec,
     overdue: IntGauge,
     next_deadline: Gauge,
@@ -34,20 +27,9 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new_custom(Some("meshguard_gdpr".into()), None)?;
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "http_requests_total",
-                "HTTP requests by route, method and status",
-            ),
-            &["route", "method", "status"],
-        )?;
-        let latency = HistogramVec::new(
-            HistogramOpts::new(
-                "http_request_duration_seconds",
-                "HTTP request latency by route",
-            )
-            .buckets(vec![0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 60.0]),
-            &["route"],
+        let http = HttpMetrics::register(
+            &registry,
+            vec![0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 60.0],
         )?;
         let open = IntGaugeVec::new(
             Opts::new(
@@ -64,15 +46,12 @@ impl Metrics {
             "next_deadline_timestamp_seconds",
             "End of the day the earliest open request is due (Unix seconds, UTC); +Inf when none is open",
         )?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(open.clone()))?;
         registry.register(Box::new(overdue.clone()))?;
         registry.register(Box::new(next_deadline.clone()))?;
         Ok(Metrics {
             registry,
-            requests,
-            latency,
+            http,
             open,
             overdue,
             next_deadline,
@@ -85,11 +64,7 @@ impl Metrics {
             Ok(all) => self.record_register(&all),
             Err(e) => tracing::warn!("metrics: reading the request register: {e}"),
         }
-        let mut buf = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
-            tracing::error!("metrics: encoding: {e}");
-        }
-        ([(CONTENT_TYPE, "text/plain; version=0.0.4")], buf).into_response()
+        http_metrics::render(&self.registry)
     }
 
     fn record_register(&self, all: &[requests::Request]) {
@@ -119,26 +94,6 @@ fn end_of_day(date: &str) -> Option<f64> {
     let day = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
     let end = day.succ_opt()?.and_hms_opt(0, 0, 0)?.and_utc().timestamp();
     Some(end as f64)
-}
-
-pub async fn track(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_string();
-    let method = req.method().to_string();
-    let start = Instant::now();
-    let response = next.run(req).await;
-    metrics
-        .latency
-        .with_label_values(&[route.as_str()])
-        .observe(start.elapsed().as_secs_f64());
-    metrics
-        .requests
-        .with_label_values(&[route.as_str(), method.as_str(), response.status().as_str()])
-        .inc();
-    response
 }
 
 #[cfg(test)]

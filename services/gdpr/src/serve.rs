@@ -8,7 +8,7 @@ use crate::consent::{self, Purpose};
 use crate::core::Core;
 use crate::error::{Error, Result};
 use crate::export::{self, Format};
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::requests::{self, Kind};
 use crate::{audit, erase, holds, ingest};
@@ -461,7 +461,10 @@ pub fn router(settings: Settings, admin_token: String, metrics: Metrics) -> Rout
         .route("/v1/packages/{token}", get(package))
         .route("/v1/openapi.json", get(openapi))
         .merge(admin)
-        .route_layer(middleware::from_fn_with_state(metrics, metrics::track))
+        .route_layer(middleware::from_fn_with_state(
+            metrics.http.clone(),
+            meshguard_service_kit::http_metrics::track,
+        ))
         .layer(middleware::from_fn(
             meshguard_service_kit::request_id::middleware,
         ))

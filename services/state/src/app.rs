@@ -5,7 +5,7 @@ use crate::auth::{self, Secrets};
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::limits::Limits;
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::routes;
 use crate::store::Store;
 use axum::extract::DefaultBodyLimit;
@@ -76,8 +76,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(
-            state.metrics.clone(),
-            metrics::track,
+            state.metrics.http.clone(),
+            meshguard_service_kit::http_metrics::track,
         ))
         .layer(middleware::from_fn(
             meshguard_service_kit::request_id::middleware,

@@ -374,22 +374,7 @@ mod tests {
     #[test]
     fn every_subcommand_has_a_description_and_an_example() {
         use clap::CommandFactory;
-        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
-            for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
-                let path = format!("{path} {}", sub.get_name());
-                if sub.get_about().is_none() {
-                    missing.push(format!("{path}: no description"));
-                }
-                let examples = sub.get_after_help().map(|h| h.to_string());
-                let has_subcommands = sub.get_subcommands().next().is_some();
-                if !has_subcommands && !examples.is_some_and(|h| h.contains("Example")) {
-                    missing.push(format!("{path}: no example"));
-                }
-                walk(sub, &path, missing);
-            }
-        }
-        let mut missing = Vec::new();
-        walk(&Cli::command(), "meshguard-state", &mut missing);
+        let missing = meshguard_service_kit::cli_help::undocumented(&Cli::command());
         assert!(missing.is_empty(), "{missing:#?}");
     }
 

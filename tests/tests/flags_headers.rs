@@ -123,7 +123,8 @@ fn per_variant_response_time_histograms_reach_prometheus() {
     }
     // Histograms reach the admin output at Envoy's stats flush (5 s by default).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    let metric = "meshguard_flags_variant_checkout_";
+    // The template's stats_tags make the flag and the variant labels.
+    let flag = r#"meshguard_flag="checkout""#;
     loop {
         let text = meshguard_harness::http::send_raw(
             mesh.envoy.admin_port,
@@ -133,14 +134,23 @@ fn per_variant_response_time_histograms_reach_prometheus() {
         .text();
         let counts: u64 = text
             .lines()
-            .filter(|l| l.starts_with(metric) && l.contains("upstream_rq_time_count"))
+            .filter(|l| l.starts_with("meshguard_flags_variant_upstream_rq_time_count{"))
+            .filter(|l| l.contains(flag))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum();
         if counts == 20 {
-            assert!(text.contains("upstream_rq_time_bucket"), "{text}");
             assert!(
-                text.contains(&format!("{metric}b_exposures"))
-                    || text.contains(&format!("{metric}a_exposures"))
+                text.lines().any(|l| l
+                    .starts_with("meshguard_flags_variant_upstream_rq_time_bucket{")
+                    && l.contains(flag)
+                    && l.contains(r#"meshguard_variant="b""#)),
+                "{text}"
+            );
+            assert!(
+                text.lines().any(
+                    |l| l.starts_with("meshguard_flags_variant_exposures{") && l.contains(flag)
+                ),
+                "{text}"
             );
             break;
         }

@@ -5,7 +5,7 @@
 use crate::activity::{self, Seen};
 use crate::config::StaleAction;
 use crate::reply::{self, Refusal};
-use crate::root::Runtime;
+use crate::runtime::Runtime;
 use crate::verify::{self, Reject, Verified};
 use meshguard_plugin_kit::host;
 use meshguard_plugin_kit::request_headers::RequestHeaders;

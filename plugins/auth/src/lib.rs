@@ -13,6 +13,7 @@ mod filter;
 mod keys;
 mod reply;
 mod root;
+mod runtime;
 mod stats;
 mod sync;
 mod verify;

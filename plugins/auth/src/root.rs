@@ -8,6 +8,7 @@ use crate::config::AuthConfig;
 use crate::consent::ConsentCache;
 use crate::filter::AuthFilter;
 use crate::keys::KeySet;
+use crate::runtime::{now_ms, Runtime};
 use crate::stats::Stats;
 use crate::sync::FeedState;
 use crate::verify::VerifyPolicy;
@@ -33,28 +34,6 @@ const MAX_REPORT_BATCH_BYTES: usize = 48 * 1024;
 
 /// Largest JWKS body read from the cluster.
 const MAX_JWKS_BYTES: usize = 1 << 20;
-
-/// What the requests of this worker read; the root updates the `RefCell`s on its tick.
-pub struct Runtime {
-    pub config: AuthConfig,
-    pub policy: VerifyPolicy,
-    configured_keys: KeySet,
-    pub keys: RefCell<KeySet>,
-    pub cache: RefCell<TokenCache>,
-    pub feed: Option<RefCell<FeedState>>,
-    pub activity: RefCell<ActivityBuffer>,
-    /// The proxies in front whose forwarded address and location are believed.
-    pub trusted_hops: TrustedHops,
-    pub budget: Option<RefCell<RejectBudget>>,
-    pub consents: Option<RefCell<ConsentCache>>,
-    pub stats: Stats,
-    /// A token named a `kid` no key has: refetch the JWKS soon.
-    pub jwks_wanted: Cell<bool>,
-}
-
-pub fn now_ms() -> u64 {
-    host::now_unix_nanos() / 1_000_000
-}
 
 #[derive(Default)]
 pub struct AuthRoot {

@@ -3,7 +3,7 @@
 //! stats (exposures now, upstream response time when the response comes).
 
 use crate::metrics::Series;
-use crate::root::Runtime;
+use crate::runtime::Runtime;
 use meshguard_plugin_kit::host;
 use meshguard_plugin_kit::name_filter::fingerprint;
 use meshguard_plugin_kit::request_headers::RequestHeaders;

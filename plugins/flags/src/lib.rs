@@ -9,6 +9,7 @@ mod filter;
 mod metrics;
 mod prefixes;
 mod root;
+mod runtime;
 
 pub use config::FlagsConfig;
 pub use filter::FlagsFilter;

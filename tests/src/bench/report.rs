@@ -79,28 +79,6 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn median_of_even_and_odd_counts() {
-        assert_eq!(summarize(&[3.0, 1.0, 2.0]).median, 2.0);
-        let s = summarize(&[4.0, 1.0, 2.0, 3.0]);
-        assert_eq!((s.median, s.min, s.max), (2.5, 1.0, 4.0));
-        assert!(summarize(&[]).median.is_nan());
-    }
-
-    #[test]
-    fn percentiles_by_nearest_rank() {
-        let values: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&values, 50.0), 50.0);
-        assert_eq!(percentile(&values, 99.0), 99.0);
-        assert_eq!(percentile(&[3.0, 1.0, 2.0], 99.0), 3.0);
-        assert_eq!(percentile(&[7.0], 0.0), 7.0);
-        assert!(percentile(&[], 50.0).is_nan());
-    }
-}
 /// The figure's notes as a list under its table.
 pub fn push_notes(text: &mut String, mut notes: Vec<String>) {
     notes.dedup();
@@ -130,4 +108,27 @@ pub fn latency(samples: &[f64]) -> String {
 
 pub fn summary_json(s: Summary) -> Value {
     json!({"median": s.median, "min": s.min, "max": s.max})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_even_and_odd_counts() {
+        assert_eq!(summarize(&[3.0, 1.0, 2.0]).median, 2.0);
+        let s = summarize(&[4.0, 1.0, 2.0, 3.0]);
+        assert_eq!((s.median, s.min, s.max), (2.5, 1.0, 4.0));
+        assert!(summarize(&[]).median.is_nan());
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&values, 50.0), 50.0);
+        assert_eq!(percentile(&values, 99.0), 99.0);
+        assert_eq!(percentile(&[3.0, 1.0, 2.0], 99.0), 3.0);
+        assert_eq!(percentile(&[7.0], 0.0), 7.0);
+        assert!(percentile(&[], 50.0).is_nan());
+    }
 }

@@ -47,36 +47,6 @@ fn check_args(sha: &str, key: &str) -> Vec<String> {
     args
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_arguments_are_those_the_figure_always_measured() {
-        let args = super::check_args("SHA", "bench");
-        let expected = [
-            "EVALSHA",
-            "SHA",
-            "4",
-            "mg:{u:bench}:rl:minute",
-            "mg:{u:bench}:rl:hour",
-            "mg:{rl:global}:tat",
-            "mg:{u:bench}:index",
-            "check",
-            "1",
-            "0",
-            "2",
-            "3",
-            "0",
-            "120000",
-            "60000000",
-            "360000",
-            "3600000000",
-            "100",
-            "1000000",
-        ];
-        assert_eq!(args, expected);
-    }
-}
-
 pub fn state_figure(cli: &Options) -> String {
     let redis = Redis::start();
     pin(redis.pid(), ENVOY_CORE);
@@ -133,4 +103,34 @@ pub fn state_figure(cli: &Options) -> String {
         100.0 * s.median / p.median,
         table(&["path", "decisions/s", "vs service"], &rows)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_arguments_are_those_the_figure_always_measured() {
+        let args = super::check_args("SHA", "bench");
+        let expected = [
+            "EVALSHA",
+            "SHA",
+            "4",
+            "mg:{u:bench}:rl:minute",
+            "mg:{u:bench}:rl:hour",
+            "mg:{rl:global}:tat",
+            "mg:{u:bench}:index",
+            "check",
+            "1",
+            "0",
+            "2",
+            "3",
+            "0",
+            "120000",
+            "60000000",
+            "360000",
+            "3600000000",
+            "100",
+            "1000000",
+        ];
+        assert_eq!(args, expected);
+    }
 }

@@ -213,4 +213,30 @@ fn the_service_works_on_a_redis_cluster() {
     assert_eq!(snap["version"], 1);
     let index = api.get("/v1/users/zoe/index", admin).ok();
     assert!(!index["keys"].as_array().unwrap().is_empty());
+
+    // The proxies' consent lookup asks about users of many slots at once
+    // (meshguard-gdpr writes each user's hash; `-c` follows the redirects).
+    let users: Vec<String> = (0..20).map(|i| format!("consenting-{i}")).collect();
+    for user in &users {
+        let key = meshguard_api::keys::consents(user);
+        let written = redis_cli(
+            cluster.ports[0],
+            &["-c", "hset", &key, "analytics", r#"{"granted":true}"#],
+        );
+        assert_eq!(written.trim(), "1", "{key}: {written}");
+    }
+    let answer = api
+        .post(
+            "/v1/consents/lookup",
+            As::Token(&plugin),
+            &json!({"users": users}),
+        )
+        .ok();
+    for user in &users {
+        assert_eq!(
+            answer["consents"][user],
+            json!(["analytics"]),
+            "{user}: {answer}"
+        );
+    }
 }

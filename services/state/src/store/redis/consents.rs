@@ -15,15 +15,32 @@ where
         if users.is_empty() {
             return Ok(HashMap::new());
         }
-        let records: Vec<HashMap<String, String>> = self
-            .run(|mut c| async move {
+        let records: Vec<HashMap<String, String>> = if self.cluster {
+            // Each user's hash lives in the user's own slot, and a cluster
+            // refuses a pipeline across slots (CROSSSLOT): one call each.
+            let mut records = Vec::with_capacity(users.len());
+            for user in users {
+                records.push(
+                    self.run(|mut c| async move {
+                        redis::cmd("HGETALL")
+                            .arg(meshguard_api::keys::consents(user))
+                            .query_async(&mut c)
+                            .await
+                    })
+                    .await?,
+                );
+            }
+            records
+        } else {
+            self.run(|mut c| async move {
                 let mut pipe = redis::pipe();
                 for user in users {
                     pipe.cmd("HGETALL").arg(meshguard_api::keys::consents(user));
                 }
                 pipe.query_async(&mut c).await
             })
-            .await?;
+            .await?
+        };
         Ok(users
             .iter()
             .zip(records)

@@ -8,11 +8,11 @@
 //! regenerates the file.
 
 use meshguard_harness::envoy::{Cache, Host, Plugin, Service};
-use meshguard_harness::mesh::CHAIN;
+use meshguard_harness::mesh::{merge_patch, CHAIN, COLLECTOR_CLUSTER};
 use meshguard_harness::paths::{self, envoy_binary, workspace_root};
 use meshguard_harness::python::SERVICES;
 use meshguard_harness::EnvoySpec;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -24,8 +24,13 @@ const COMPOSE_GDPR_PORT: u16 = 10001;
 /// the secrets volume (envoy/docker-compose.yaml), and the plugin
 /// configurations of envoy/local name them as `{"env": NAME}`.
 const SECRET_ENV: [&str; 2] = ["MESHGUARD_PLUGIN_SECRET", "MESHGUARD_JWT_KEY_B64URL"];
+/// Where the compose Envoy exports spans: the span-log service's alias on the
+/// mesh network, which envoy/compose/jaeger.yaml (or a user's collector)
+/// takes over; 4318 is OTLP/HTTP's port.
+const COMPOSE_COLLECTOR: (&str, u16) = ("otel-collector", 4318);
 
-/// envoy/local/<name>.json for each policy, as the single module takes them.
+/// envoy/local/<name>.json for each policy, as the single module takes them,
+/// with trace export to the compose stack's collector (as scripts/up sets it).
 fn chain_config() -> Value {
     let mut assembled = serde_json::Map::new();
     for name in CHAIN {
@@ -38,7 +43,17 @@ fn chain_config() -> Value {
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assembled.insert(name.to_string(), config);
     }
-    Value::Object(assembled)
+    let mut config = Value::Object(assembled);
+    let (host, port) = COMPOSE_COLLECTOR;
+    merge_patch(
+        &mut config,
+        &json!({"trace": {"export": {
+            "cluster": COLLECTOR_CLUSTER,
+            "authority": format!("{host}:{port}"),
+            "path": "/v1/traces",
+        }}}),
+    );
+    config
 }
 
 /// Every `{"env": NAME}` the configuration refers to.
@@ -79,6 +94,8 @@ fn compose_spec() -> EnvoySpec {
     names.sort();
     spec.vm_env_keys = names;
     spec = spec.cluster_at("meshguard_state", "meshguard-state", 7070);
+    let (collector_host, collector_port) = COMPOSE_COLLECTOR;
+    spec = spec.cluster_at(COLLECTOR_CLUSTER, collector_host, collector_port);
     // Data subjects' own requests, through the chain to meshguard-gdpr's
     // self-service listener (docs/gdpr.md).
     spec = spec
@@ -186,10 +203,22 @@ fn every_host_of_the_compose_envoy_is_a_compose_service() {
         .iter()
         .flat_map(|s| s.hosts.iter().map(|h| h.address.clone()))
         .chain(spec.clusters.iter().filter_map(|c| c.address.clone()));
+    // A service's name, or an alias it holds on the mesh network.
+    let names: Vec<String> = services
+        .iter()
+        .flat_map(|(name, service)| {
+            let aliases = service["networks"]["mesh"]["aliases"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(String::from));
+            std::iter::once(name.clone()).chain(aliases)
+        })
+        .collect();
     for host in hosts {
         assert!(
-            services.contains_key(&host),
-            "docker-compose.yaml has no service {host}"
+            names.contains(&host),
+            "docker-compose.yaml has no service or mesh alias {host}"
         );
     }
     for (name, _) in SERVICES {

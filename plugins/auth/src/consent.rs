@@ -48,8 +48,10 @@ impl ConsentConfig {
         &self,
         revocation_state: Option<&StateClientConfig>,
     ) -> Result<(), ConfigError> {
-        let header_ok = self.header.starts_with(crate::filter::IDENTITY_PREFIX)
-            && self.header.len() > crate::filter::IDENTITY_PREFIX.len()
+        let header_ok = self
+            .header
+            .starts_with(crate::identity_headers::IDENTITY_PREFIX)
+            && self.header.len() > crate::identity_headers::IDENTITY_PREFIX.len()
             && self
                 .header
                 .bytes()

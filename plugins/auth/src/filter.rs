@@ -4,6 +4,7 @@
 
 use crate::activity::{self, Seen};
 use crate::config::StaleAction;
+use crate::identity_headers::IDENTITY_PREFIX;
 use crate::reply::{self, Refusal};
 use crate::runtime::Runtime;
 use crate::verify::{self, Reject, Verified};
@@ -15,8 +16,6 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use std::net::IpAddr;
 use std::rc::Rc;
-
-pub const IDENTITY_PREFIX: &str = "x-auth-";
 
 pub struct AuthFilter {
     runtime: Option<Rc<Runtime>>,

@@ -10,6 +10,7 @@ mod cache;
 mod config;
 mod consent;
 mod filter;
+mod identity_headers;
 mod keys;
 mod reply;
 mod root;

@@ -3,8 +3,8 @@
 //! after-response cost differences reach those buckets (in `exact`, and in
 //! `hybrid` for what a lease no longer covers), summed per key on a tick.
 
-use crate::hybrid::leases::bucket_state;
 use crate::identity::Identity;
+use crate::leases::bucket_state;
 use crate::runtime::Charge;
 use meshguard_api::lease::{LeaseRequest, RefundRequest};
 use meshguard_api::limits::MAX_COST;

@@ -5,8 +5,9 @@
 
 use crate::config::{Mode, MAX_COST};
 use crate::exact;
-use crate::hybrid::{self, leases::Spend};
+use crate::hybrid;
 use crate::identity::{identify, Identity};
+use crate::leases::Spend;
 use crate::reply::{self, LocalReply};
 use crate::runtime::{Charge, Runtime, Tier};
 use meshguard_plugin_kit::host;

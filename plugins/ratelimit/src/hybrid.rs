@@ -4,11 +4,9 @@
 //! keys are topped up and the usage of retired leases is reported, which
 //! gives their unspent tokens back.
 
-pub mod leases;
-
 use crate::identity::Identity;
+use crate::leases::{Retired, Spend};
 use crate::runtime::{Charge, Runtime, Tier};
-use leases::{Retired, Spend};
 use meshguard_api::lease::{LeaseRequest, LeaseResponse, UsageReport, UsageResponse};
 use meshguard_api::ratelimit::LEASE_PATH;
 use meshguard_policy::ratelimit::BucketState;

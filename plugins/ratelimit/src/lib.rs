@@ -10,6 +10,7 @@ mod exact;
 mod filter;
 mod hybrid;
 mod identity;
+mod leases;
 mod local;
 mod reply;
 mod root;

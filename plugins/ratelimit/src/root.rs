@@ -6,7 +6,8 @@
 use crate::config::{Mode, RateLimitConfig};
 use crate::exact::{self, CHARGE_INTERVAL_MS};
 use crate::filter::RateLimitFilter;
-use crate::hybrid::{self, leases::Retired};
+use crate::hybrid;
+use crate::leases::Retired;
 use crate::runtime::Runtime;
 use meshguard_api::ratelimit::{LEASE_PATH, USAGE_PATH};
 use meshguard_plugin_kit::config::ConfigError;

@@ -4,7 +4,7 @@
 //! and works on it on its tick; the filter reads it and never names the root.
 
 use crate::config::RateLimitConfig;
-use crate::hybrid::leases::Leases;
+use crate::leases::Leases;
 use crate::local;
 use crate::stats::{Stats, TierStats};
 use meshguard_plugin_kit::state_client::StateClient;

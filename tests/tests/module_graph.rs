@@ -1,0 +1,134 @@
+//! Each plugin and meshguard-gdpr reads top-down: no module imports one
+//! that (through others) imports it back. A module here is a top-level
+//! module of the crate (a file `src/x.rs` with its `src/x/` children);
+//! its dependencies are the `crate::…` paths its code (before its tests)
+//! names.
+
+use meshguard_harness::paths::workspace_root;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// `crate::a::b`, `crate::{a, b::c}` → `a`, `b`.
+fn named_modules(code: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (at, _) in code.match_indices("crate::") {
+        let rest = &code[at + "crate::".len()..];
+        let items: Vec<&str> = match rest.strip_prefix('{') {
+            Some(list) => list[..list.find('}').unwrap_or(list.len())]
+                .split(',')
+                .collect(),
+            None => vec![rest],
+        };
+        for item in items {
+            let item = item.trim();
+            let end = item
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(item.len());
+            if end > 0 {
+                names.insert(item[..end].to_string());
+            }
+        }
+    }
+    names
+}
+
+fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let relative = file.strip_prefix(src).unwrap();
+        let top = relative.iter().next().unwrap().to_string_lossy();
+        let module = top.trim_end_matches(".rs").to_string();
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        let mut deps = named_modules(code);
+        deps.remove(&module);
+        deps.remove("self");
+        graph.entry(module).or_default().extend(deps);
+    }
+    graph
+}
+
+fn cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|p| p == node) {
+            let mut found = path[at..].to_vec();
+            found.push(node.to_string());
+            return Some(found);
+        }
+        if done.contains(node) || !graph.contains_key(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for dep in &graph[node] {
+            if let Some(found) = visit(dep, graph, path, done) {
+                return Some(found);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn plugins_and_gdpr_have_no_module_cycle() {
+    let root = workspace_root();
+    let crates = [
+        "plugins/trace/src",
+        "plugins/auth/src",
+        "plugins/ratelimit/src",
+        "plugins/flags/src",
+        "plugins/chain/src",
+        "services/gdpr/src",
+    ];
+    for src in crates {
+        let graph = module_graph(&root.join(src));
+        assert!(graph.len() >= 3, "{src}: {graph:?}");
+        if let Some(found) = cycle(&graph) {
+            panic!("{src}: import cycle {}", found.join(" → "));
+        }
+    }
+}
+
+#[test]
+fn the_check_finds_a_cycle() {
+    let graph: BTreeMap<String, BTreeSet<String>> = [
+        ("root", vec!["filter"]),
+        ("filter", vec!["runtime", "root"]),
+        ("runtime", vec![]),
+    ]
+    .into_iter()
+    .map(|(m, deps)| (m.to_string(), deps.into_iter().map(String::from).collect()))
+    .collect();
+    // BTreeMap order: the walk starts at "filter".
+    assert_eq!(cycle(&graph).unwrap(), ["filter", "root", "filter"]);
+    assert_eq!(
+        named_modules("use crate::{a, b::c};\nlet x = crate::d::e();"),
+        ["a", "b", "d"].map(String::from).into()
+    );
+}

@@ -22,7 +22,7 @@ from .store import Store
 
 MESHGUARD_HEADER_PREFIXES = ("x-auth-", "x-feature-", "x-variant-", "x-meshguard-")
 
-# Set by the auth plugin only (ARCHITECTURE.md); absent for anonymous calls.
+# Set by the auth plugin only (docs/architecture.md); absent for anonymous calls.
 USER_HEADER = "x-auth-sub"
 GDPR_TOKEN_ENV = "MESHGUARD_GDPR_TOKEN"
 MAX_BODY = 1 << 20

@@ -1,6 +1,7 @@
 //! The shared buckets against the in-memory store: eviction, batches, the
 //! give-back when the global bucket refuses, lost races, aimed collisions.
 
+// Compiled only as `local::shared::tests` (declared under #[cfg(test)]).
 use super::super::store::MemoryStore;
 use super::*;
 use meshguard_policy::ratelimit::SECOND_US;

@@ -2,7 +2,7 @@
 //! instances from the workspace's `.venv`, each with its fault switch on a
 //! loopback control port.
 //!
-//! `scripts/up` starts all ten on the fixed ports of ARCHITECTURE.md with
+//! `scripts/up` starts all ten on the fixed ports of the README's table with
 //! [`Upstreams::start_all`]`(true, ...)`; tests pick free ports.
 
 use crate::envoy::{EnvoySpec, Service};
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// The services in ARCHITECTURE.md's order, with their fixed local ports.
+/// The services in the README's order, with their fixed local ports.
 pub const SERVICES: [(&str, [u16; 2]); 5] = [
     ("ml", [8101, 8102]),
     ("nlp", [8111, 8112]),
@@ -137,7 +137,7 @@ pub struct Upstreams {
 impl Upstreams {
     /// All five services, two instances each, with data and logs in `dir`
     /// (a temp dir if `None`). With `fixed_ports` they listen on
-    /// ARCHITECTURE.md's ports (8101/8102 ... 8141/8142) and their fault
+    /// The README's ports (8101/8102 ... 8141/8142) and their fault
     /// switches 1000 above; otherwise on free ports.
     pub fn start_all(fixed_ports: bool, dir: Option<&Path>, options: UpstreamOptions) -> Upstreams {
         let names: Vec<&str> = SERVICES.iter().map(|(name, _)| *name).collect();

@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The filter chain's order (ARCHITECTURE.md).
+/// The filter chain's order (docs/architecture.md).
 const CHAIN: [&str; 4] = ["trace", "auth", "ratelimit", "flags"];
 /// Runs `envoy --mode validate` on `yaml`; the error is Envoy's log.
 fn envoy_validate(yaml: &str) -> Result<(), String> {

@@ -6,7 +6,8 @@ mod flags_support;
 
 use flags_support::Mesh;
 use meshguard_harness::paths::workspace_root;
-use meshguard_harness::Request;
+use meshguard_harness::upstream::RecordingServer;
+use meshguard_harness::{Envoy, EnvoySpec, Plugin, Request};
 use meshguard_policy::flags::FlagDefinition;
 use meshguard_policy::flags::{FlagSet, Subject};
 use serde_json::Value;
@@ -68,8 +69,7 @@ fn the_eight_seed_flags_roll_out_to_their_shares_and_tiers() {
 
 #[test]
 fn the_local_configuration_carries_the_seed_flags_and_runs_in_envoy() {
-    let text = std::fs::read_to_string(workspace_root().join("envoy/local/flags.json")).unwrap();
-    let local: Value = serde_json::from_str(&text.replace("${PLUGIN_SECRET}", "s")).unwrap();
+    let local = read("envoy/local/flags.json");
     let local_flags: Vec<FlagDefinition> = serde_json::from_value(local["flags"].clone()).unwrap();
     assert_eq!(
         local_flags,
@@ -78,7 +78,17 @@ fn the_local_configuration_carries_the_seed_flags_and_runs_in_envoy() {
     );
 
     // No meshguard-state here: the configured defaults are what requests get.
-    let mesh = Mesh::start(local, None);
+    // The sync secret is read from Envoy's environment, as scripts/up ships it.
+    let upstream = RecordingServer::echo();
+    let spec = EnvoySpec::new()
+        .plugin(Plugin::new("flags", Some(local)))
+        .cluster("echo", upstream.port)
+        .route("/api/", "echo")
+        .secret_env("MESHGUARD_PLUGIN_SECRET", "s");
+    let mesh = Mesh {
+        envoy: Envoy::start(spec),
+        upstream,
+    };
     let headers = mesh.upstream_headers(
         Request::get("/api/ml/predict")
             .header("x-auth-sub", "alice")

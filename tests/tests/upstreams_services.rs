@@ -24,14 +24,20 @@ fn ok(response: Response) -> Value {
     response.json()
 }
 
-fn gdpr(mesh: &Mesh, method: &str, service: &str, user: &str, token: &str) -> Response {
-    let request = Request {
+fn gdpr_request(method: &str, service: &str, user: &str, token: &str) -> Request {
+    Request {
         method: method.into(),
         path: format!("/api/{service}/gdpr/users/{user}"),
         ..Request::default()
     }
-    .header("authorization", &format!("Bearer {token}"));
-    mesh.send(&request).expect("through envoy")
+    .header("authorization", &format!("Bearer {token}"))
+}
+
+/// Through Envoy's GDPR data-path listener, as meshguard-gdpr calls.
+fn gdpr(mesh: &Mesh, method: &str, service: &str, user: &str, token: &str) -> Response {
+    gdpr_request(method, service, user, token)
+        .send(mesh.gdpr_port)
+        .expect("through envoy's gdpr listener")
 }
 
 #[test]
@@ -193,6 +199,11 @@ fn every_service_answers_through_envoy_and_keeps_and_erases_user_records() {
     // GDPR: export what each service keeps about alice, then erase it.
     let token = mesh.upstreams.gdpr_token.clone();
     for service in services {
+        // Never through the public listener, whatever the credential.
+        let public = mesh
+            .send(&gdpr_request("GET", service, "alice", &token))
+            .expect("through envoy");
+        assert_eq!(public.status, 404, "{service}: {}", public.text());
         assert_eq!(gdpr(&mesh, "GET", service, "alice", "wrong").status, 401);
         let export = ok(gdpr(&mesh, "GET", service, "alice", &token));
         let records = export["records"].as_array().cloned().unwrap_or_default();

@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 pub struct Mesh {
     pub upstreams: Upstreams,
     pub envoy: Envoy,
+    /// Envoy's GDPR data-path listener (`/api/<service>/gdpr/...` only), the
+    /// way meshguard-gdpr reaches the upstreams; the public listener refuses
+    /// those paths.
+    pub gdpr_port: u16,
 }
 
 /// The template's resilience settings with test-sized times: ejections are
@@ -32,9 +36,15 @@ pub fn fast() -> Resilience {
 impl Mesh {
     pub fn start(services: &[&str], resilience: Resilience, options: UpstreamOptions) -> Mesh {
         let upstreams = Upstreams::start(services, options);
-        let spec = upstreams.add_to(EnvoySpec::new().resilience(resilience));
+        let mut spec = upstreams.add_to(EnvoySpec::new().resilience(resilience));
+        let gdpr_port = meshguard_harness::ports::free_port();
+        spec.gdpr_listener_port = Some(gdpr_port);
         let envoy = Envoy::start(spec);
-        let mesh = Mesh { upstreams, envoy };
+        let mesh = Mesh {
+            upstreams,
+            envoy,
+            gdpr_port,
+        };
         for service in services {
             mesh.wait_healthy(service, 2);
         }

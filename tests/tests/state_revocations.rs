@@ -136,13 +136,14 @@ fn a_too_old_or_unknown_cursor_gets_a_snapshot() {
     let next = feed(&stack, &format!("since={last}"));
     assert_eq!(next["type"], "changes");
     assert_eq!(next["entries"], json!([]));
-    // The stream keeps the newest 5 (old-8 .. old-11, expired): a plugin that
-    // has seen old-7 missed nothing and gets changes; one at old-6 missed old-7.
-    let page = feed(&stack, &format!("since={}", cursors[7]));
+    // The stream keeps the newest 5 (old-9 .. old-11, in-skew, expired): a
+    // plugin that has seen old-8 missed nothing and gets changes; one at
+    // old-7 missed old-8.
+    let page = feed(&stack, &format!("since={}", cursors[8]));
     assert_eq!(page["type"], "changes", "{page}");
     assert_eq!(page["entries"].as_array().unwrap().len(), 5);
-    assert_eq!(page["entries"][0]["jti"], "old-8");
-    let page = feed(&stack, &format!("since={}", cursors[6]));
+    assert_eq!(page["entries"][0]["jti"], "old-9");
+    let page = feed(&stack, &format!("since={}", cursors[7]));
     assert_eq!(page["type"], "snapshot");
     let page = feed(&stack, "since=0");
     assert_eq!(page["type"], "snapshot");

@@ -25,7 +25,7 @@ pub async fn read(
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<AuditPage>> {
     let since = q.since.unwrap_or_else(|| "0".to_string());
-    if !since.bytes().all(|b| b.is_ascii_digit() || b == b'-') || since.len() > 41 {
+    if !super::is_stream_id(&since) {
         return Err(ApiError::bad_request(
             "since must be an audit event id or 0",
         ));

@@ -25,6 +25,16 @@ pub fn check_id(field: &str, value: &str) -> Result<(), ApiError> {
 
 /// Who to name in audit events: `x-meshguard-actor` when given (an
 /// operator's name, passed by the CLI), else the role.
+/// A Redis stream id as a cursor: `MS` or `MS-SEQ`, each a u64 (Redis
+/// refuses anything larger, which would answer 500 instead of 400).
+pub fn is_stream_id(c: &str) -> bool {
+    let mut parts = c.splitn(2, '-');
+    let number = |p: &str| {
+        !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u64>().is_ok()
+    };
+    parts.next().is_some_and(number) && parts.next().is_none_or(number)
+}
+
 pub fn actor(headers: &HeaderMap, role: &str) -> String {
     headers
         .get("x-meshguard-actor")

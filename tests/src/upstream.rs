@@ -34,11 +34,17 @@ pub struct RecordingServer {
 
 impl RecordingServer {
     pub fn start(reply: Reply) -> RecordingServer {
-        let port = free_port();
-        let server = Arc::new(
-            tiny_http::Server::http(("127.0.0.1", port))
-                .unwrap_or_else(|e| panic!("recording server on {port}: {e}")),
-        );
+        // The server binds in this process: a port another test took
+        // between `free_port` and the bind is simply skipped.
+        let (port, server) = (0..20)
+            .find_map(|_| {
+                let port = free_port();
+                tiny_http::Server::http(("127.0.0.1", port))
+                    .ok()
+                    .map(|server| (port, server))
+            })
+            .unwrap_or_else(|| panic!("recording server: no port could be bound"));
+        let server = Arc::new(server);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (server_ref, seen_ref) = (server.clone(), seen.clone());
         std::thread::spawn(move || {

@@ -10,8 +10,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 /// Environment variables the binary reads that must not leak in from the
-/// caller's shell.
-const GDPR_ENV: &[&str] = &[
+/// caller's shell (the mesh clears them too).
+pub const GDPR_ENV: &[&str] = &[
     "MESHGUARD_GDPR_DB",
     "MESHGUARD_GDPR_KEY_FILE",
     "MESHGUARD_REDIS_URL",

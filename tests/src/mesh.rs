@@ -86,28 +86,6 @@ pub const JWT_KEY_ENV: &str = "MESHGUARD_JWT_KEY_B64URL";
 /// shows up in Redis like any user (rate-limit counters, index).
 pub const READINESS_USER: &str = "mesh-readiness-probe";
 
-/// Environment variables of meshguard-gdpr that must not leak in from the
-/// caller's shell.
-const GDPR_ENV: &[&str] = &[
-    "MESHGUARD_GDPR_DB",
-    "MESHGUARD_GDPR_KEY_FILE",
-    "MESHGUARD_REDIS_URL",
-    "MESHGUARD_STATE_URL",
-    "MESHGUARD_ADMIN_TOKEN",
-    "MESHGUARD_ADMIN_TOKEN_FILE",
-    "MESHGUARD_GDPR_CONNECTORS",
-    "MESHGUARD_GDPR_OUTBOX",
-    "MESHGUARD_GDPR_SMTP_URL",
-    "MESHGUARD_GDPR_PACKAGES",
-    "MESHGUARD_GDPR_PUBLIC_URL",
-    "MESHGUARD_GDPR_ADMIN_TOKEN",
-    "MESHGUARD_GDPR_ADMIN_TOKEN_FILE",
-    "MESHGUARD_GDPR_PACKAGE_TTL_S",
-    "MESHGUARD_GDPR_REVOCATION_GRACE_MS",
-    "MESHGUARD_GDPR_LISTEN",
-    "MESHGUARD_GDPR_TICK_S",
-];
-
 /// How the Meshguard policies are loaded into Envoy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Layout {
@@ -663,7 +641,7 @@ fn load_seed_flags(state: &StateService) -> Result<(), String> {
 fn gdpr_command(run_dir: &Path, redis: &Redis, state: &StateService) -> Command {
     let dir = run_dir.join("gdpr");
     let mut command = Command::new(service_binary("meshguard-gdpr"));
-    for var in GDPR_ENV {
+    for var in crate::gdpr::GDPR_ENV {
         command.env_remove(var);
     }
     command

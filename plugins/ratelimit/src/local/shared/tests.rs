@@ -3,6 +3,7 @@
 
 // Compiled only as `local::shared::tests` (declared under #[cfg(test)]).
 use super::super::store::MemoryStore;
+use super::slot::{decode, encode, slot_key, stored, Tats};
 use super::*;
 use meshguard_policy::ratelimit::SECOND_US;
 use std::cell::Cell;

@@ -86,7 +86,9 @@ fn the_count_stops_at_the_tests_and_skips_test_files() {
     assert_eq!(code_lines("fn a() {}\nfn b() {}\n"), 2);
     assert!(is_test_file(Path::new("tests/tests/e2e_gdpr.rs")));
     assert!(is_test_file(Path::new("services/state/tests/api.rs")));
-    assert!(is_test_file(Path::new("plugins/ratelimit/src/local/shared/tests.rs")));
+    assert!(is_test_file(Path::new(
+        "plugins/ratelimit/src/local/shared/tests.rs"
+    )));
     assert!(!is_test_file(Path::new("tests/src/mesh.rs")));
     assert!(!is_test_file(Path::new("plugins/auth/src/config.rs")));
 }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod flags;
 pub mod gcra;
 pub mod mul;
+pub mod propagation;
 pub mod ratelimit;
 pub mod sampling;
 pub mod trace_context;

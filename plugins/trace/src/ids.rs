@@ -2,7 +2,8 @@
 //! formatting call per request.
 
 use meshguard_plugin_kit::host;
-use meshguard_policy::trace_context::{FreshIds, TraceParent, FLAG_RANDOM, FLAG_SAMPLED};
+use meshguard_policy::propagation::FreshIds;
+use meshguard_policy::trace_context::{TraceParent, FLAG_RANDOM, FLAG_SAMPLED};
 
 /// Requests served per `random_get` host call.
 const IDS_PER_REFILL: usize = 64;

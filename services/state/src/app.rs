@@ -1,29 +1,16 @@
 //! The router: plugin endpoints behind the plugin secret, operator endpoints
 //! behind the admin token, health and metrics open.
 
-use crate::auth::{self, Secrets};
-use crate::config::Settings;
+use crate::app_state::AppState;
+use crate::auth;
 use crate::error::ApiError;
-use crate::limits::Limits;
-use crate::metrics::Metrics;
 use crate::routes;
-use crate::store::Store;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{middleware, Router};
 use meshguard_api::error::codes;
 use meshguard_api::ratelimit;
-use std::sync::Arc;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub limits: Arc<Limits>,
-    pub settings: Arc<Settings>,
-    pub secrets: Arc<Secrets>,
-    pub metrics: Metrics,
-}
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let plugin = Router::new()
@@ -36,7 +23,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/sessions/activity", post(routes::sessions::activity))
         .route("/v1/sessions/reports", post(routes::sessions::reports))
         .route("/v1/consents/lookup", post(routes::consents::lookup))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::plugin));
+        .route_layer(middleware::from_fn_with_state(
+            state.secrets.clone(),
+            auth::plugin,
+        ));
     let admin = Router::new()
         .route(
             "/v1/revocations/token",
@@ -62,7 +52,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         )
         .route("/v1/audit", get(routes::audit::read))
         .route("/v1/users/{user}/index", get(routes::audit::user_index))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::admin));
+        .route_layer(middleware::from_fn_with_state(
+            state.secrets.clone(),
+            auth::admin,
+        ));
     let open = Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))

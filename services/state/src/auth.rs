@@ -2,13 +2,13 @@
 //! token), operator endpoints only the admin token. Comparison is constant
 //! time; secrets never appear in logs or `Debug` output.
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use meshguard_api::error::codes;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// One secret, or several during a rotation: a value (or file) holding one
@@ -98,8 +98,9 @@ fn refuse(given: Option<&[u8]>) -> ApiError {
     }
 }
 
+/// Plugin endpoints: the plugin secret or the admin token.
 pub async fn plugin(
-    State(state): State<AppState>,
+    State(secrets): State<Arc<Secrets>>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -107,21 +108,20 @@ pub async fn plugin(
     // `|`, not `||`: both comparisons always run, so timing does not tell
     // which secret was close.
     match given {
-        Some(g) if state.secrets.plugin.matches(g) | state.secrets.admin.matches(g) => {
-            Ok(next.run(req).await)
-        }
+        Some(g) if secrets.plugin.matches(g) | secrets.admin.matches(g) => Ok(next.run(req).await),
         _ => Err(refuse(given)),
     }
 }
 
+/// Operator endpoints: the admin token only.
 pub async fn admin(
-    State(state): State<AppState>,
+    State(secrets): State<Arc<Secrets>>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let given = presented(req.headers());
     match given {
-        Some(g) if state.secrets.admin.matches(g) => Ok(next.run(req).await),
+        Some(g) if secrets.admin.matches(g) => Ok(next.run(req).await),
         _ => Err(refuse(given)),
     }
 }

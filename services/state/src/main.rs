@@ -2,6 +2,7 @@
 //! plugins (`serve`), and the operator commands that call its admin API.
 
 mod app;
+mod app_state;
 mod auth;
 mod cli;
 mod config;

@@ -1,7 +1,8 @@
 //! `meshguard-state serve`: connects to Redis (lazily, reconnecting by
 //! itself), builds the router and serves until SIGTERM or Ctrl-C.
 
-use crate::app::{self, AppState};
+use crate::app;
+use crate::app_state::AppState;
 use crate::config::ServeArgs;
 use crate::metrics::Metrics;
 use crate::store::redis::RedisStore;

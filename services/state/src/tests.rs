@@ -1,7 +1,8 @@
 //! Handler tests against a scripted store: authentication, error mapping,
 //! what the handlers ask of the store and how they shape its answers.
 
-use crate::app::{router, AppState};
+use crate::app::router;
+use crate::app_state::AppState;
 use crate::auth::{Secret, Secrets};
 use crate::config::Settings;
 use crate::limits::LimitsFile;

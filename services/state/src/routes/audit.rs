@@ -1,7 +1,7 @@
 //! The audit stream and per-user key index (operator).
 
 use super::check_id;
-use crate::app::AppState;
+use crate::app_state::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
 use axum::extract::{Path, State};

@@ -5,7 +5,7 @@
 //! answer on in `x-auth-consents`.
 
 use super::check_id;
-use crate::app::AppState;
+use crate::app_state::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use axum::extract::State;

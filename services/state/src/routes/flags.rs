@@ -1,7 +1,7 @@
 //! Flag definitions (operator) and the versioned snapshot (plugins).
 
 use super::actor;
-use crate::app::AppState;
+use crate::app_state::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::store::NewAuditEvent;

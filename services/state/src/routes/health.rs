@@ -1,4 +1,4 @@
-use crate::app::AppState;
+use crate::app_state::AppState;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;

@@ -1,7 +1,7 @@
 //! Rate-limit decisions and quota leases.
 
 use super::check_id;
-use crate::app::AppState;
+use crate::app_state::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::limits::NamedQuota;

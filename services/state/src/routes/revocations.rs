@@ -1,7 +1,7 @@
 //! Revocations (operator) and the feed (plugins).
 
 use super::{actor, check_id, now_ms};
-use crate::app::AppState;
+use crate::app_state::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::store::{keys, NewAuditEvent};

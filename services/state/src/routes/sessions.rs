@@ -9,7 +9,7 @@
 //! its own: a malformed one is skipped, a malformed field dropped.
 
 use super::{actor, check_id, now_ms};
-use crate::app::AppState;
+use crate::app_state::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::geo;

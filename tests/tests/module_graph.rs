@@ -138,6 +138,27 @@ fn no_crate_has_a_module_cycle() {
     assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
 }
 
+/// meshguard-gdpr reads top-down in layers: nothing but its front ends
+/// (the CLI, the operator API, the self-service API and `main`) names a
+/// front end, children of a module counting as the module.
+#[test]
+fn only_the_gdpr_front_ends_name_a_front_end() {
+    let graph = module_graph(&workspace_root().join("services/gdpr/src"));
+    let front = ["main", "cli", "serve", "selfservice"];
+    assert!(
+        front[1..].iter().all(|f| graph.contains_key(*f)),
+        "{graph:?}"
+    );
+    for (module, deps) in &graph {
+        if front.contains(&module.as_str()) {
+            continue;
+        }
+        for f in front {
+            assert!(!deps.contains(f), "{module} names the front end {f}");
+        }
+    }
+}
+
 #[test]
 fn the_check_finds_a_cycle() {
     let graph: BTreeMap<String, BTreeSet<String>> = [

@@ -9,6 +9,7 @@ pub mod docker;
 pub mod envoy;
 pub mod gdpr;
 pub mod http;
+pub mod jwt_keys;
 pub mod mesh;
 pub mod paths;
 pub mod ports;

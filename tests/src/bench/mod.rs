@@ -1,6 +1,8 @@
 //! Pieces of `scripts/bench`: its options (`options`), the configurations
-//! under test (`variants`), one module per figure (`figure`), the report's
-//! tables and notes (`report`) and its heading and files (`writer`); under
+//! under test (`variants`; the auth plugin verifying every token, per
+//! algorithm, in `auth_variants`), one module per figure (`figure`), the
+//! report's tables and notes (`report`) and its heading and files
+//! (`writer`); under
 //! them, what a process costs (`measure`), load generators driven as
 //! external tools (`load`), the native-Envoy reference (`native`), tokens
 //! and admin calls for the propagation figures (`token`, `admin`), Envoy's
@@ -10,6 +12,7 @@
 
 pub mod accuracy;
 pub mod admin;
+pub mod auth_variants;
 pub mod cache;
 pub mod figure;
 pub mod instructions;

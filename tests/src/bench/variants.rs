@@ -3,8 +3,10 @@
 //! configuration, and how a configuration's Envoy is started and probed.
 //!
 //! Every request is `GET /healthz` (Envoy's direct response) with the same
-//! headers, so a configuration's cost is its filters' alone.
+//! headers, so a configuration's cost is its filters' alone (the auth rows
+//! of `auth_variants` swap the token for one of their algorithm).
 
+use super::auth_variants;
 use super::measure::pin;
 use super::native;
 use super::options::Options;
@@ -59,6 +61,15 @@ pub struct Variant {
     pub native: Vec<String>,
     /// The port of the meshguard-state the plugins call, if they do.
     pub state_port: Option<u16>,
+    /// Request headers in place of the fixture's (another token), if any.
+    pub headers: Option<Vec<String>>,
+}
+
+impl Variant {
+    /// The headers this configuration's requests carry.
+    pub fn headers<'a>(&'a self, fixture: &'a Fixture) -> &'a [String] {
+        self.headers.as_deref().unwrap_or(&fixture.headers)
+    }
 }
 
 /// The meshguard-state (and its Redis) that the hybrid rate limiter leases
@@ -129,9 +140,12 @@ impl Fixture {
     }
 
     pub fn auth(&self) -> Plugin {
+        Plugin::new("auth", Some(self.auth_config()))
+    }
+
+    pub fn auth_config(&self) -> Value {
         // /healthz is public by default; here it must verify the token.
-        let config = json!({"issuers": [ISSUER], "jwks": self.key.jwks(), "public_routes": []});
-        Plugin::new("auth", Some(config))
+        json!({"issuers": [ISSUER], "jwks": self.key.jwks(), "public_routes": []})
     }
 
     pub fn ratelimit(&self) -> Plugin {
@@ -255,6 +269,7 @@ pub fn variants(
         plugins,
         native: vec![],
         state_port: None,
+        headers: None,
     };
     let mut out = vec![variant("bare Envoy", vec![])];
     let reference = reference_wasm(cli);
@@ -313,6 +328,9 @@ pub fn variants(
                 out.push(variant(&format!("{label} (baseline)"), vec![p]));
             }
         }
+        if name == "auth" && auth_variants::wanted(&cli.only) {
+            out.extend(auth_variants::verified_every_time(fixture));
+        }
     }
     if all_built {
         out.push(variant(CHAIN_LABEL, fixture.chain()));
@@ -348,12 +366,14 @@ pub fn variants(
         plugins: vec![],
         native: native::filters(&fixture.key.jwks(), ISSUER),
         state_port: None,
+        headers: None,
     });
     out.push(Variant {
         name: NATIVE_SAME_HEADERS_LABEL.into(),
         plugins: vec![],
         native: native::filters_writing_single_module_headers(&fixture.key.jwks(), ISSUER),
         state_port: None,
+        headers: None,
     });
     out
 }

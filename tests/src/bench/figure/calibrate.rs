@@ -55,6 +55,7 @@ pub fn calibrate_figure(cli: &Options) -> String {
         plugins,
         native: vec![],
         state_port: None,
+        headers: None,
     };
     let mut variants = vec![
         variant("bare Envoy".into(), vec![]),

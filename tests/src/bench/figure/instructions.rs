@@ -94,10 +94,10 @@ pub fn count_instructions(
         }
         let envoy = Envoy::start(spec);
         let url = format!("http://127.0.0.1:{}/healthz", envoy.port);
-        let warm = load::hey_count(&url, 4, 200, &fixture.headers);
+        let warm = load::hey_count(&url, 4, 200, variant.headers(fixture));
         let mut statuses = vec![];
         let counted = instructions::count(envoy.pid(), &out, || {
-            statuses = load::hey_count(&url, 4, cli.requests, &fixture.headers);
+            statuses = load::hey_count(&url, 4, cli.requests, variant.headers(fixture));
         });
         let ok: u64 = statuses
             .iter()

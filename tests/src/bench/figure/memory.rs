@@ -16,12 +16,14 @@ pub fn memory_figure() -> String {
         plugins: fixture.chain(),
         native: vec![],
         state_port: None,
+        headers: None,
     };
     let bare = Variant {
         name: "bare Envoy".into(),
         plugins: vec![],
         native: vec![],
         state_port: None,
+        headers: None,
     };
     let mut rows = vec![];
     for concurrency in [1, 2] {

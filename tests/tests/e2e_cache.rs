@@ -2,7 +2,8 @@
 //! `scripts/up` runs): after the Meshguard chain, so a cached answer is still
 //! authenticated and charged; shared answers only, per-user ones never; a
 //! write seen within the documented max-age; revalidation by ETag with a
-//! 304; and never an error served from the cache. docs/upstreams.md,
+//! 304; never an error served from the cache; and the proxy's own answers
+//! (404 for an unknown path) intact. docs/upstreams.md,
 //! "Caching", says which endpoints are cacheable and why.
 
 use meshguard_harness::mesh::{Mesh, MeshOptions};
@@ -350,4 +351,23 @@ fn an_error_is_never_served_from_the_cache() {
         "the 200 is cached: {:?}",
         cached.headers
     );
+}
+
+#[test]
+fn the_proxys_own_answers_keep_their_body_with_the_cache_on() {
+    let stack = Stack::start();
+    let token = stack.token("alice");
+    // Envoy's direct responses after the chain: an unknown path, and an
+    // upstream's data-subject endpoint (never public).
+    for path in ["/no-such-path", "/api/ml/gdpr/users/alice"] {
+        let response = stack.get(path, &token);
+        assert_eq!(response.status, 404, "{path}: {:?}", response.headers);
+        assert_eq!(
+            response.header("content-type"),
+            Some("application/json"),
+            "{path}: {:?}",
+            response.headers
+        );
+        assert_eq!(response.json(), json!({"error": "no route"}), "{path}");
+    }
 }

@@ -187,10 +187,10 @@ pub fn plugins_figure(cli: &Options) -> (String, Value) {
     }
     for (i, v) in variants.iter().enumerate().skip(1) {
         if v.name.ends_with(auth_variants::VERIFIED_SUFFIX) && samples.contains_key(&i) {
+            let ratio = paired(per_round(i), per_round(0), |a, b| a / b);
             notes.push(format!(
-                "{}: {}× bare Envoy's CPU per request, round by round",
-                v.name,
-                paired(per_round(i), per_round(0), |a, b| a / b).show(2)
+                "{}: {:.2}× bare Envoy's CPU per request round by round ({:.2}–{:.2})",
+                v.name, ratio.median, ratio.min, ratio.max
             ));
         }
     }

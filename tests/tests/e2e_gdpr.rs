@@ -108,6 +108,18 @@ fn download(mesh: &Mesh, token: &str, id: &str, format: &str) -> String {
     assert!(link.starts_with("/privacy/packages/"), "{link}");
     let package = mesh.send(&with_bearer(Request::get(&link), token));
     assert_eq!(package.status, 200, "{}", package.text());
+    // Personal data: a download, never stored by a cache on the way.
+    let content_type = match format {
+        "csv" => "text/csv; charset=utf-8",
+        "xml" => "application/xml",
+        _ => "application/json",
+    };
+    assert_eq!(package.header("content-type"), Some(content_type));
+    assert_eq!(package.header("cache-control"), Some("no-store"));
+    assert_eq!(
+        package.header("content-disposition"),
+        Some(format!("attachment; filename=\"personal-data.{format}\"").as_str())
+    );
     package.text()
 }
 

@@ -17,6 +17,7 @@ mod export;
 mod files;
 mod formats;
 mod holds;
+mod http_shared;
 mod ingest;
 mod keys;
 mod metadata;

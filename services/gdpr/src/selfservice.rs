@@ -44,14 +44,7 @@ where
     T: Send + 'static,
     F: FnOnce(&mut Core) -> Result<T> + Send + 'static,
 {
-    let settings = settings.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut core = Core::open(&settings)?;
-        f(&mut core)
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("worker: {e}")))?
-    .map(Json)
+    crate::http_shared::with_core(settings, f).await.map(Json)
 }
 
 fn body<T>(b: std::result::Result<Json<T>, JsonRejection>) -> Result<T> {
@@ -158,14 +151,8 @@ async fn export_own(
 async fn package(
     State(settings): State<Settings>,
     Path(token): Path<String>,
-) -> Result<impl IntoResponse> {
-    let (content_type, bytes) = tokio::task::spawn_blocking(move || {
-        let core = Core::open(&settings)?;
-        export::open_package(&core, &token)
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("worker: {e}")))??;
-    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], bytes))
+) -> Result<axum::response::Response> {
+    crate::http_shared::package_download(&settings, token).await
 }
 
 /// Where the subject downloads packages: the self-service API's address

@@ -24,14 +24,9 @@ where
     T: Send + 'static,
     F: FnOnce(&mut Core) -> Result<T> + Send + 'static,
 {
-    let settings = app.settings.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut core = Core::open(&settings)?;
-        f(&mut core)
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("worker: {e}")))?
-    .map(Json)
+    crate::http_shared::with_core(&app.settings, f)
+        .await
+        .map(Json)
 }
 
 pub(super) fn body<T: DeserializeOwned>(

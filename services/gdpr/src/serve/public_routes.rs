@@ -4,7 +4,6 @@
 use super::app::Shared;
 use crate::core::Core;
 use crate::error::{Error, Result};
-use crate::export;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,30 +15,7 @@ pub(super) async fn package(
     State(app): State<Shared>,
     Path(token): Path<String>,
 ) -> Result<Response> {
-    let settings = app.settings.clone();
-    let (format, bytes) = tokio::task::spawn_blocking(move || {
-        let core = Core::open(&settings)?;
-        export::open_package(&core, &token)
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("worker: {e}")))??;
-    let content_type = match format.as_str() {
-        "csv" => "text/csv; charset=utf-8",
-        "xml" => "application/xml",
-        _ => "application/json",
-    };
-    Ok((
-        [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"personal-data.{format}\""),
-            ),
-            (header::CACHE_CONTROL, "no-store".to_string()),
-        ],
-        bytes,
-    )
-        .into_response())
+    crate::http_shared::package_download(&app.settings, token).await
 }
 
 #[derive(Serialize)]

@@ -19,10 +19,8 @@ fn non_empty_reason(reason: &str) -> Result<()> {
     Ok(())
 }
 
-/// Extends the deadline by up to two further months in total (Art. 12(3)),
-/// only while the first month runs, with the reason recorded.
-pub fn extend(core: &mut Core, id: &str, months: i64, reason: &str) -> Result<Request> {
-    non_empty_reason(reason)?;
+/// The request, while a decision can still be taken on it.
+fn open_request(core: &Core, id: &str) -> Result<Request> {
     let request = get(core, id)?;
     if !request.is_open() {
         return Err(Error::Conflict(format!(
@@ -30,6 +28,14 @@ pub fn extend(core: &mut Core, id: &str, months: i64, reason: &str) -> Result<Re
             request.status
         )));
     }
+    Ok(request)
+}
+
+/// Extends the deadline by up to two further months in total (Art. 12(3)),
+/// only while the first month runs, with the reason recorded.
+pub fn extend(core: &mut Core, id: &str, months: i64, reason: &str) -> Result<Request> {
+    non_empty_reason(reason)?;
+    let request = open_request(core, id)?;
     if !(1..=2).contains(&months) || request.extended_months + months > 2 {
         return Err(Error::Invalid(format!(
             "months: the deadline can be extended by at most 2 months in total (already {})",
@@ -68,13 +74,7 @@ pub fn extend(core: &mut Core, id: &str, months: i64, reason: &str) -> Result<Re
 
 pub fn reject(core: &mut Core, id: &str, reason: &str) -> Result<Request> {
     non_empty_reason(reason)?;
-    let request = get(core, id)?;
-    if !request.is_open() {
-        return Err(Error::Conflict(format!(
-            "request {id} is {}",
-            request.status
-        )));
-    }
+    let request = open_request(core, id)?;
     let tx = core.conn.transaction()?;
     tx.execute(
         "UPDATE requests SET status = ?2, rejection_reason = ?3, completed_at = ?4 WHERE id = ?1",

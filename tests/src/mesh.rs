@@ -33,14 +33,15 @@
 //! ```
 
 mod gdpr_service;
+mod json_patch;
 mod options;
 mod plugin_config;
 mod secrets;
 mod spans;
 
 pub use gdpr_service::GdprService;
+pub use json_patch::merge_patch;
 pub use options::{Layout, MeshOptions};
-pub use plugin_config::merge_patch;
 pub use secrets::{mint_dev_token, secret};
 pub use spans::{SpanLog, COLLECTOR_CLUSTER};
 

@@ -2,7 +2,7 @@
 //! dir's secrets filled in and a merge patch applied, as one chain module or
 //! four filters, and the seed flags meshguard-state starts with.
 
-use super::{secrets::secret, Layout, CHAIN};
+use super::{json_patch::merge_patch, secrets::secret, Layout, CHAIN};
 use crate::envoy::Plugin;
 use crate::http::Request;
 use crate::paths::{self, workspace_root};
@@ -47,28 +47,6 @@ pub(super) fn assembled_config(
     Ok(assembled)
 }
 
-/// RFC 7386: objects merge member by member, `null` removes, anything else replaces.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(members) = patch else {
-        if !patch.is_null() {
-            *target = patch.clone();
-        }
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(serde_json::Map::new());
-    }
-    if let Value::Object(target) = target {
-        for (key, value) in members {
-            if value.is_null() {
-                target.remove(key);
-            } else {
-                merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
-            }
-        }
-    }
-}
-
 /// The Envoy filters of a layout.
 pub(super) fn plugins(layout: Layout, config: &Value) -> Vec<Plugin> {
     match layout {
@@ -106,25 +84,4 @@ pub(super) fn load_seed_flags(state: &StateService) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::merge_patch;
-    use serde_json::json;
-
-    #[test]
-    fn merge_patches_follow_rfc_7386() {
-        let mut config = json!({"auth": {"a": 1, "b": {"c": 2}}, "flags": {"x": 1}});
-        merge_patch(
-            &mut config,
-            &json!({"auth": {"b": {"c": 3, "d": 4}, "a": null}, "trace": null}),
-        );
-        assert_eq!(
-            config,
-            json!({"auth": {"b": {"c": 3, "d": 4}}, "flags": {"x": 1}})
-        );
-        merge_patch(&mut config, &serde_json::Value::Null);
-        assert_eq!(config["flags"]["x"], 1);
-    }
 }

@@ -1,7 +1,7 @@
 //! The run dir's secrets (0600 files made once from the system's
 //! randomness) and the dev tokens signed with its `dev-jwt-key`.
 
-use super::{plugin_config::merge_patch, DEV_ISSUER};
+use super::{json_patch::merge_patch, DEV_ISSUER};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};

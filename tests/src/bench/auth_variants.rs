@@ -11,7 +11,6 @@
 //! differ from the rest only in the token's header and signature.
 
 use super::token::{claims, ISSUER};
-use super::variants::{Fixture, Variant};
 use crate::envoy::Plugin;
 use crate::jwt_keys::{keys, kid_for, mint};
 use jsonwebtoken::Algorithm;
@@ -50,23 +49,29 @@ pub fn wanted(only: &[String]) -> bool {
     })
 }
 
-/// One configuration per algorithm, the token cache off.
-pub fn verified_every_time(fixture: &Fixture) -> Vec<Variant> {
+/// A row of its own: label, the auth filter, and the request headers in place
+/// of the fixture's (`None`: the fixture's own).
+pub struct VerifiedRow {
+    pub label: String,
+    pub plugin: Plugin,
+    pub headers: Option<Vec<String>>,
+}
+
+/// One configuration per algorithm, the token cache off; `hs256_config` and
+/// `headers` are the cached row's configuration and request headers.
+pub fn verified_every_time(hs256_config: &Value, headers: &[String]) -> Vec<VerifiedRow> {
     VERIFIED_ALGORITHMS
         .iter()
         .map(|alg| {
-            let (config, headers) = if *alg == Algorithm::HS256 {
-                (fixture.auth_config(), None)
+            let (mut config, headers) = if *alg == Algorithm::HS256 {
+                (hs256_config.clone(), None)
             } else {
-                (asymmetric_config(), Some(signed_headers(fixture, *alg)))
+                (asymmetric_config(), Some(signed_headers(headers, *alg)))
             };
-            let mut config = config;
             config["cache_max_entries"] = json!(0);
-            Variant {
-                name: verified_label(*alg),
-                plugins: vec![Plugin::new("auth", Some(config))],
-                native: vec![],
-                state_port: None,
+            VerifiedRow {
+                label: verified_label(*alg),
+                plugin: Plugin::new("auth", Some(config)),
                 headers,
             }
         })
@@ -84,17 +89,15 @@ fn asymmetric_config() -> Value {
     })
 }
 
-/// The fixture's headers with its token's claims signed with `alg`.
-fn signed_headers(fixture: &Fixture, alg: Algorithm) -> Vec<String> {
+/// `headers` with their bearer token's claims signed with `alg`.
+fn signed_headers(headers: &[String], alg: Algorithm) -> Vec<String> {
     let bearer = "authorization: Bearer ";
-    let token = fixture
-        .headers
+    let token = headers
         .iter()
         .find_map(|h| h.strip_prefix(bearer))
         .unwrap_or_default();
     let signed = mint(alg, Some(kid_for(alg)), &claims(token));
-    fixture
-        .headers
+    headers
         .iter()
         .map(|h| {
             if h.starts_with(bearer) {

@@ -329,7 +329,11 @@ pub fn variants(
             }
         }
         if name == "auth" && auth_variants::wanted(&cli.only) {
-            out.extend(auth_variants::verified_every_time(fixture));
+            let rows = auth_variants::verified_every_time(&fixture.auth_config(), &fixture.headers);
+            out.extend(rows.into_iter().map(|row| Variant {
+                headers: row.headers,
+                ..variant(&row.label, vec![row.plugin])
+            }));
         }
     }
     if all_built {

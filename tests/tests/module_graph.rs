@@ -1,8 +1,10 @@
 //! Every crate reads top-down: no module imports one that (through others)
-//! imports it back. A module here is a top-level
-//! module of the crate (a file `src/x.rs` with its `src/x/` children);
-//! its dependencies are the `crate::…` paths its code (before its tests)
-//! names.
+//! imports it back, at two levels. Between a crate's top-level modules (a
+//! file `src/x.rs` with its `src/x/` children counting as `x`), through the
+//! `crate::…` paths their code names; and between the children of one
+//! module (the files of one `src/…/x/` directory), through the `super::…`
+//! paths each names. Test code does not count: files named `tests.rs` and
+//! everything from a file's `#[cfg(test)] mod tests`.
 
 use meshguard_harness::paths::workspace_root;
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,11 +21,38 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// `crate::a::b`, `crate::{a, b::c}` → `a`, `b`.
-fn named_modules(code: &str) -> BTreeSet<String> {
+/// A file's code before its test module; `None` for a `tests.rs` file.
+fn code_of(file: &Path) -> Option<String> {
+    if file.file_name().is_some_and(|n| n == "tests.rs") {
+        return None;
+    }
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut code = String::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let test_module = line.trim() == "#[cfg(test)]"
+            && lines
+                .peek()
+                .is_some_and(|next| next.trim_start().starts_with("mod tests"));
+        if test_module {
+            break;
+        }
+        code.push_str(line);
+        code.push('\n');
+    }
+    Some(code)
+}
+
+/// `crate::a::b`, `crate::{a, b::c}` → `a`, `b` (with `prefix` `crate::`).
+fn named_modules(code: &str, prefix: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    for (at, _) in code.match_indices("crate::") {
-        let rest = &code[at + "crate::".len()..];
+    for (at, _) in code.match_indices(prefix) {
+        // `super::super::x` is not a sibling; `crate::` inside `xcrate::` is no path.
+        let before = code[..at].chars().next_back();
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+            continue;
+        }
+        let rest = &code[at + prefix.len()..];
         let items: Vec<&str> = match rest.strip_prefix('{') {
             Some(list) => list[..list.find('}').unwrap_or(list.len())]
                 .split(',')
@@ -35,8 +64,9 @@ fn named_modules(code: &str) -> BTreeSet<String> {
             let end = item
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .unwrap_or(item.len());
-            if end > 0 {
-                names.insert(item[..end].to_string());
+            let name = &item[..end];
+            if !name.is_empty() && name != "super" && name != "self" {
+                names.insert(name.to_string());
             }
         }
     }
@@ -54,14 +84,49 @@ fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
         if module == "lib" || module == "main" {
             continue;
         }
-        let text = std::fs::read_to_string(&file).unwrap();
-        let code = text.split("#[cfg(test)]").next().unwrap_or("");
-        let mut deps = named_modules(code);
+        let Some(code) = code_of(&file) else {
+            continue;
+        };
+        let mut deps = named_modules(&code, "crate::");
         deps.remove(&module);
         deps.remove("self");
         graph.entry(module).or_default().extend(deps);
     }
     graph
+}
+
+/// For each directory of child modules under `src`: child → the siblings
+/// its `super::…` paths name.
+fn sibling_graphs(src: &Path) -> Vec<(std::path::PathBuf, BTreeMap<String, BTreeSet<String>>)> {
+    let mut graphs = Vec::new();
+    let mut dirs = vec![src.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let mut children = BTreeMap::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+                children.insert(name, path);
+            }
+        }
+        if dir == src {
+            continue; // The top level: `module_graph`'s `crate::` paths.
+        }
+        let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (name, path) in &children {
+            let Some(code) = code_of(path) else {
+                continue;
+            };
+            let siblings = named_modules(&code, "super::")
+                .into_iter()
+                .filter(|dep| dep != name && children.contains_key(dep));
+            graph.entry(name.clone()).or_default().extend(siblings);
+        }
+        graphs.push((dir, graph));
+    }
+    graphs
 }
 
 fn cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
@@ -128,6 +193,11 @@ fn no_crate_has_a_module_cycle() {
         if let Some(found) = cycle(&graph) {
             cycles.push(format!("{}: {}", src.display(), found.join(" → ")));
         }
+        for (dir, siblings) in sibling_graphs(src) {
+            if let Some(found) = cycle(&siblings) {
+                cycles.push(format!("{}: {}", dir.display(), found.join(" → ")));
+            }
+        }
     }
     // The walk found the workspace (a wrong root would pass with nothing).
     assert!(
@@ -172,7 +242,14 @@ fn the_check_finds_a_cycle() {
     // BTreeMap order: the walk starts at "filter".
     assert_eq!(cycle(&graph).unwrap(), ["filter", "root", "filter"]);
     assert_eq!(
-        named_modules("use crate::{a, b::c};\nlet x = crate::d::e();"),
+        named_modules("use crate::{a, b::c};\nlet x = crate::d::e();", "crate::"),
         ["a", "b", "d"].map(String::from).into()
+    );
+    assert_eq!(
+        named_modules(
+            "use super::{slot::parse, take};\nuse super::super::x;",
+            "super::"
+        ),
+        ["slot", "take"].map(String::from).into()
     );
 }

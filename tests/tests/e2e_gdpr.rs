@@ -116,6 +116,7 @@ fn download(mesh: &Mesh, token: &str, id: &str, format: &str) -> String {
     };
     assert_eq!(package.header("content-type"), Some(content_type));
     assert_eq!(package.header("cache-control"), Some("no-store"));
+    assert_eq!(package.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(
         package.header("content-disposition"),
         Some(format!("attachment; filename=\"personal-data.{format}\"").as_str())

@@ -25,8 +25,9 @@ where
     .map_err(|e| Error::Internal(format!("worker: {e}")))?
 }
 
-/// The package behind a download link: its media type, an attachment name,
-/// and `no-store` (personal data is never kept by a cache on the way).
+/// The package behind a download link: its media type (`nosniff`), an
+/// attachment name, and `no-store` (personal data is never kept by a cache
+/// on the way).
 pub async fn package_download(settings: &Settings, token: String) -> Result<Response> {
     let (format, bytes) =
         with_core(settings, move |core| export::open_package(core, &token)).await?;
@@ -43,6 +44,9 @@ pub async fn package_download(settings: &Settings, token: String) -> Result<Resp
                 format!("attachment; filename=\"personal-data.{format}\""),
             ),
             (header::CACHE_CONTROL, "no-store".to_string()),
+            // A browser takes the package for what it says it is, never
+            // sniffs it into something it would run.
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
         ],
         bytes,
     )

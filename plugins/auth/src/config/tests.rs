@@ -1,4 +1,5 @@
-//! The configuration read from JSON: defaults, a full example, named bad fields.
+//! The configuration read from JSON: defaults, a full example, named bad
+//! fields. Compiled only under #[cfg(test)] (`mod tests` in config.rs).
 
 use super::*;
 use meshguard_plugin_kit::config::load;
